@@ -1,0 +1,23 @@
+"""Cascade configuration and execution (multi-channel recall → rank → rerank)."""
+
+from replayrec.cascade._cascade import Cascade, MergedRecall, merge_channels
+from replayrec.cascade._config import (
+    CascadeConfig,
+    ChannelSpec,
+    RecallSpec,
+    StageSpec,
+    default_cascade_path,
+    load_cascade,
+)
+
+__all__ = [
+    "Cascade",
+    "CascadeConfig",
+    "ChannelSpec",
+    "MergedRecall",
+    "RecallSpec",
+    "StageSpec",
+    "default_cascade_path",
+    "load_cascade",
+    "merge_channels",
+]

@@ -1,0 +1,173 @@
+"""The cascade: multi-channel recall → rank → rerank."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+import numpy as np
+
+from replayrec.cascade._config import CascadeConfig, ChannelSpec, StageSpec
+from replayrec.plugins import build_stage
+from replayrec.stages import Candidate, Rank, Recall, Request, Rerank, Stage, StageConfig, StageContext
+
+__all__ = ["Cascade", "MergedRecall", "merge_channels"]
+
+T = TypeVar("T", bound=Stage)
+ContextFor = Callable[[StageSpec | ChannelSpec], StageContext]
+
+
+def _normalised(cands: Sequence[Candidate]) -> dict[int, float]:
+    if not cands:
+        return {}
+    s = np.array([c.score for c in cands], dtype=np.float64)
+    s[~np.isfinite(s)] = np.nan
+    lo, hi = np.nanmin(s), np.nanmax(s)
+    span = hi - lo if hi > lo else 1.0
+    return {c.item: float((v - lo) / span) if np.isfinite(v) else 0.0 for c, v in zip(cands, s, strict=True)}
+
+
+def merge_channels(
+    lists: Sequence[Sequence[Candidate]],
+    names: Sequence[str],
+    weights: Sequence[float],
+    quotas: Sequence[int],
+    k: int,
+    rule: str,
+) -> list[Candidate]:
+    """Merge per-channel candidate lists into at most ``k`` candidates.
+
+    Membership follows ``rule``: ``quota`` takes each channel's best ``quota`` items (first channel wins a
+    duplicate) and fills any shortfall from the channels' remaining items in order; ``round_robin``
+    alternates between channels; ``weighted_sum`` keeps the best fused scores. The order is always the fused
+    score: the weighted sum of each channel's min-max normalised score (0 where a channel lacks the item),
+    ties by item id. Every channel's raw score is kept in ``Candidate.scores``.
+    """
+    norms = [_normalised(lst) for lst in lists]
+    fused: dict[int, float] = {}
+    raw: dict[int, dict[str, float]] = {}
+    for name, w, lst, norm in zip(names, weights, lists, norms, strict=True):
+        for c in lst:
+            fused[c.item] = fused.get(c.item, 0.0) + w * norm[c.item]
+            raw.setdefault(c.item, {})[name] = c.score
+    chosen: list[int] = []
+    taken: set[int] = set()
+
+    def take(item: int) -> None:
+        if item not in taken and len(chosen) < k:
+            taken.add(item)
+            chosen.append(item)
+
+    if rule == "quota":
+        for lst, q in zip(lists, quotas, strict=True):
+            before = len(chosen)
+            for c in lst:
+                if len(chosen) - before >= q:
+                    break
+                take(c.item)
+        for lst in lists:
+            for c in lst:
+                take(c.item)
+    elif rule == "round_robin":
+        longest = max((len(lst) for lst in lists), default=0)
+        for i in range(longest):
+            for lst in lists:
+                if i < len(lst):
+                    take(lst[i].item)
+    elif rule == "weighted_sum":
+        for item in sorted(fused, key=lambda i: (-fused[i], i)):
+            take(item)
+    else:
+        raise ValueError(f"unknown merge rule {rule!r}")
+    chosen.sort(key=lambda i: (-fused[i], i))
+    return [Candidate(i, fused[i], {"recall": fused[i], **raw[i]}) for i in chosen]
+
+
+class MergedRecall(Recall):
+    """Several recall channels behind one :class:`Recall` (a single channel passes straight through)."""
+
+    name: ClassVar[str] = "merged"
+    Config: ClassVar[type[StageConfig]] = StageConfig
+
+    def __init__(
+        self,
+        channels: Sequence[Recall],
+        specs: Sequence[ChannelSpec],
+        k: int,
+        rule: str,
+        context: StageContext,
+    ) -> None:
+        super().__init__(StageConfig(), context)
+        self.channels = list(channels)
+        self.specs = list(specs)
+        self.k = k
+        self.rule = rule
+        n = len(self.channels)
+        self.quotas = [s.quota if s.quota is not None else max(1, k // n) for s in self.specs]
+        self.names = [f"recall:{s.type}" if n == 1 else f"recall:{s.type}#{i}" for i, s in enumerate(self.specs)]
+
+    @property
+    def supports_full_ranking(self) -> bool:  # type: ignore[override]
+        return len(self.channels) == 1 and self.channels[0].supports_full_ranking
+
+    def retrieve(self, request: Request, k: int) -> list[Candidate]:
+        self.check_k(k)
+        if len(self.channels) == 1:
+            return self.channels[0].retrieve(request, k)
+        lists = [ch.retrieve(request, k) for ch in self.channels]
+        weights = [s.weight for s in self.specs]
+        quotas = [min(q, k) for q in self.quotas]
+        return merge_channels(lists, self.names, weights, quotas, k, self.rule)
+
+    def score_all(self, requests: Sequence[Request]) -> np.ndarray:
+        if len(self.channels) != 1:
+            raise NotImplementedError("a multi-channel recall has no full-catalogue score")
+        return self.channels[0].score_all(requests)
+
+    def warmup(self) -> None:
+        for ch in self.channels:
+            ch.warmup()
+
+    def close(self) -> None:
+        for ch in self.channels:
+            ch.close()
+
+
+@dataclass
+class Cascade:
+    """recall (k_recall) → rank (k_rank) → rerank (k_final)."""
+
+    recall: MergedRecall
+    rank: Rank
+    rerank: Rerank
+    config: CascadeConfig
+
+    @classmethod
+    def build(cls, config: CascadeConfig, context_for: ContextFor) -> Cascade:
+        """Construct every stage; ``context_for(spec)`` supplies each stage's context (data, artifact)."""
+        channels: list[Recall] = []
+        for spec in config.recall.channels:
+            channels.append(_build(Recall, "recall", spec, context_for))
+        base = context_for(config.recall.channels[0])
+        recall = MergedRecall(channels, config.recall.channels, config.recall.k, config.recall.merge, base)
+        rank = _build(Rank, "rank", config.rank, context_for)
+        rerank = _build(Rerank, "rerank", config.rerank, context_for)
+        return cls(recall, rank, rerank, config)
+
+    def recommend(self, request: Request, k: int | None = None) -> list[Candidate]:
+        final_k = k if k is not None else self.config.rerank.k
+        cands = self.recall.retrieve(request, self.config.recall.k)
+        scored = self.rank.score(request, cands)[: self.config.rank.k]
+        return self.rerank.rerank(request, scored, final_k)
+
+    def warmup(self) -> None:
+        for st in (self.recall, self.rank, self.rerank):
+            st.warmup()
+
+
+def _build(base: type[T], kind: str, spec: StageSpec | ChannelSpec, context_for: ContextFor) -> T:
+    stage = build_stage(kind, spec.type, spec.options, context_for(spec))
+    if not isinstance(stage, base):  # the loader already checked the class; keep mypy honest
+        raise TypeError(f"{spec.type} is not a {kind} stage")
+    return stage

@@ -1,0 +1,54 @@
+"""Entry point: global options, sub-commands, one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from replayrec import __version__
+from replayrec.cli._data import data
+from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
+from replayrec.cli._plugins import plugins
+from replayrec.config import Settings
+from replayrec.errors import ReplayrecError
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="replayrec")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="public data folder [env REPLAYREC_DATA_DIR]")
+@click.option("--state-dir", type=click.Path(path_type=Path), help="prepared data, reports [env REPLAYREC_STATE_DIR]")
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, state_dir: Path | None, verbose: bool) -> None:
+    """replayrec: a real-time streaming recommender — offline tools."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in {"data_dir": data_dir, "state_dir": state_dir}.items() if v is not None}
+    ctx.ensure_object(dict)["settings"] = Settings(**overrides)
+
+
+cli.add_command(data)
+cli.add_command(plugins)
+cli.add_command(evaluate_cmd)
+cli.add_command(recommend_cmd)
+cli.add_command(report)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ReplayrecError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,25 @@
+"""Evaluation: protocols, exact vectorised ranking metrics, bootstrap intervals, reports."""
+
+from replayrec.evaluation._bootstrap import bootstrap_ci
+from replayrec.evaluation._evaluate import DEFAULT_KS, EvalResult, build_requests, evaluate, target_ranks
+from replayrec.evaluation._metrics import group_auc, metric_names, per_user_metrics
+from replayrec.evaluation._protocols import PROTOCOLS, EvalSet, ProtocolSplit, build_split
+from replayrec.evaluation._report import markdown_table, write_report
+
+__all__ = [
+    "DEFAULT_KS",
+    "PROTOCOLS",
+    "EvalResult",
+    "EvalSet",
+    "ProtocolSplit",
+    "bootstrap_ci",
+    "build_requests",
+    "build_split",
+    "evaluate",
+    "group_auc",
+    "markdown_table",
+    "metric_names",
+    "per_user_metrics",
+    "target_ranks",
+    "write_report",
+]

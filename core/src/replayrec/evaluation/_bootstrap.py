@@ -1,0 +1,45 @@
+"""Bootstrap confidence intervals over users."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["bootstrap_ci"]
+
+F64 = npt.NDArray[np.float64]
+
+
+def bootstrap_ci(values: dict[str, F64], weights: dict[str, F64] | None = None, n_boot: int = 1000,
+                 level: float = 0.95, seed: int = 0, chunk: int = 100) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the (weighted) mean of each per-user metric, resampling users with replacement.
+
+    All metrics share the same resamples, so their intervals are consistent with each other. NaN entries are
+    left out of their metric's mean.
+    """
+    names = list(values)
+    if not names or n_boot <= 0:
+        return {}
+    n = next(iter(values.values())).size
+    w = weights or {}
+    vals = np.stack([np.nan_to_num(values[k], nan=0.0) for k in names], axis=1)
+    wts = np.stack([w.get(k, np.ones(n)) * ~np.isnan(values[k]) for k in names], axis=1)
+    rng = np.random.default_rng(seed)
+    means = np.empty((n_boot, len(names)))
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        idx = rng.integers(0, n, size=(b, n))
+        flat = (idx + (np.arange(b) * n)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+        num = counts @ (vals * wts)
+        den = counts @ wts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[done : done + b] = num / den
+        done += b
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out: dict[str, tuple[float, float]] = {}
+    for j, k in enumerate(names):
+        col = means[:, j][np.isfinite(means[:, j])]
+        out[k] = (float(np.percentile(col, lo)), float(np.percentile(col, hi))) if col.size else (float("nan"),) * 2
+    return out

@@ -1,0 +1,18 @@
+"""The test kit shipped with core: contract suites, a tiny world and stand-in stages.
+
+Importing :mod:`replayrec.testing` requires pytest (``pip install replayrec-core[testing]``)."""
+
+from replayrec.testing._contract import RankContract, RecallContract, RerankContract
+from replayrec.testing._stages import FixedRecall, ReverseRank, TruncateRerank
+from replayrec.testing._world import TinyWorld, tiny_world
+
+__all__ = [
+    "FixedRecall",
+    "RankContract",
+    "RecallContract",
+    "RerankContract",
+    "ReverseRank",
+    "TinyWorld",
+    "TruncateRerank",
+    "tiny_world",
+]
