@@ -105,7 +105,9 @@ class MergedRecall(Recall):
         self.rule = rule
         n = len(self.channels)
         self.quotas = [s.quota if s.quota is not None else max(1, k // n) for s in self.specs]
-        self.names = [f"recall:{s.type}" if n == 1 else f"recall:{s.type}#{i}" for i, s in enumerate(self.specs)]
+        self.names = [
+            f"recall:{s.type}" if n == 1 else f"recall:{s.type}#{i}" for i, s in enumerate(self.specs)
+        ]
 
     @property
     def supports_full_ranking(self) -> bool:  # type: ignore[override]
@@ -148,11 +150,11 @@ class Cascade:
         """Construct every stage; ``context_for(spec)`` supplies each stage's context (data, artifact)."""
         channels: list[Recall] = []
         for spec in config.recall.channels:
-            channels.append(_build(Recall, "recall", spec, context_for))
+            channels.append(_build(Recall, "recall", spec, context_for))  # type: ignore[type-abstract]
         base = context_for(config.recall.channels[0])
         recall = MergedRecall(channels, config.recall.channels, config.recall.k, config.recall.merge, base)
-        rank = _build(Rank, "rank", config.rank, context_for)
-        rerank = _build(Rerank, "rerank", config.rerank, context_for)
+        rank = _build(Rank, "rank", config.rank, context_for)  # type: ignore[type-abstract]
+        rerank = _build(Rerank, "rerank", config.rerank, context_for)  # type: ignore[type-abstract]
         return cls(recall, rank, rerank, config)
 
     def recommend(self, request: Request, k: int | None = None) -> list[Candidate]:

@@ -25,15 +25,24 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)), help="default: real Amazon Books if present")
+@click.option(
+    "--dataset", "name", type=click.Choice(sorted(DATASETS)), help="default: real Amazon Books if present"
+)
 @click.option("--force", is_flag=True, help="prepare again even when up to date")
 @click.option("--events", type=int, help="synthetic: number of events to generate (before de-duplication)")
 @click.option("--users", type=int, help="synthetic: number of users")
 @click.option("--items", type=int, help="synthetic: number of items")
 @click.option("--seed", type=int, help="synthetic: world seed")
 @click.pass_context
-def prepare_cmd(ctx: click.Context, name: str | None, force: bool, events: int | None, users: int | None,
-                items: int | None, seed: int | None) -> None:
+def prepare_cmd(
+    ctx: click.Context,
+    name: str | None,
+    force: bool,
+    events: int | None,
+    users: int | None,
+    items: int | None,
+    seed: int | None,
+) -> None:
     """Build the canonical event table (Parquet) for a dataset."""
     settings = settings_of(ctx)
     if name is None:
@@ -47,8 +56,10 @@ def prepare_cmd(ctx: click.Context, name: str | None, force: bool, events: int |
     ds = load_dataset(name, settings)
     counts = ds.manifest["counts"]
     state = "prepared" if fresh else "already up to date"
-    click.echo(f"{name}: {state} at {path} ({counts['events']:,} events, {counts['users']:,} users, "
-               f"{counts['items']:,} items)")
+    click.echo(
+        f"{name}: {state} at {path} ({counts['events']:,} events, {counts['users']:,} users, "
+        f"{counts['items']:,} items)"
+    )
 
 
 @data.command("stats")
@@ -69,15 +80,25 @@ def stats_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
         "users": ds.n_users,
         "items": ds.n_items,
         "density": len(ev) / max(ds.n_users * ds.n_items, 1),
-        "events_per_user": {"min": int(per_user.min()), "median": float(np.median(per_user)),
-                            "mean": float(per_user.mean()), "max": int(per_user.max())},
-        "events_per_item": {"min": int(per_item.min()), "median": float(np.median(per_item)),
-                            "max": int(per_item.max())},
+        "events_per_user": {
+            "min": int(per_user.min()),
+            "median": float(np.median(per_user)),
+            "mean": float(per_user.mean()),
+            "max": int(per_user.max()),
+        },
+        "events_per_item": {
+            "min": int(per_item.min()),
+            "median": float(np.median(per_item)),
+            "max": int(per_item.max()),
+        },
         "item_groups": int(ds.items["group"].max()) + 1,
         "time_span": [str(np.datetime64(int(ts.min()), "s")), str(np.datetime64(int(ts.max()), "s"))]
-        if ds.manifest["has_time"] else None,
-        "top_items": [{"item": ds.catalog.raw_ids[i], "title": ds.catalog.title(int(i)), "events": int(per_item[i])}
-                      for i in top],
+        if ds.manifest["has_time"]
+        else None,
+        "top_items": [
+            {"item": ds.catalog.raw_ids[i], "title": ds.catalog.title(int(i)), "events": int(per_item[i])}
+            for i in top
+        ],
     }
     if "split" in ev.columns:
         out["split"] = {str(k): int(v) for k, v in ev["split"].value_counts().sort_index().items()}

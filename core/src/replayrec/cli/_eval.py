@@ -14,8 +14,17 @@ from replayrec.cli._common import echo_json, info, is_tty, parse_sets, resolve_d
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset, default_dataset
 from replayrec.errors import ConfigError
-from replayrec.evaluation import DEFAULT_KS, PROTOCOLS, EvalResult, build_split, evaluate, markdown_table, write_report
-from replayrec.plugins import build_stage
+from replayrec.evaluation import (
+    DEFAULT_KS,
+    PROTOCOLS,
+    EvalResult,
+    ListFn,
+    build_split,
+    evaluate,
+    markdown_table,
+    write_report,
+)
+from replayrec.plugins import build_stage, load_stage_class, parse_config
 from replayrec.stages import Candidate, Recall, Request, StageContext
 
 __all__ = ["evaluate_cmd", "recommend_cmd", "report"]
@@ -45,10 +54,21 @@ def _ks(raw: str) -> tuple[int, ...]:
     return ks
 
 
-def run_evaluation(settings: Settings, ds: Dataset, protocol: str | None, plugin: str | None,
-                   options: dict[str, Any], *, cascade_path: Path | None = None, split_name: str = "test",
-                   ks: tuple[int, ...] = DEFAULT_KS, history_len: int | None = None, mask: bool = True,
-                   n_boot: int = 1000, holdout: float = 0.1) -> EvalResult:
+def run_evaluation(
+    settings: Settings,
+    ds: Dataset,
+    protocol: str | None,
+    plugin: str | None,
+    options: dict[str, Any],
+    *,
+    cascade_path: Path | None = None,
+    split_name: str = "test",
+    ks: tuple[int, ...] = DEFAULT_KS,
+    history_len: int | None = None,
+    mask: bool = True,
+    n_boot: int = 1000,
+    holdout: float = 0.1,
+) -> EvalResult:
     """Fit ``plugin`` (or the cascade) on the protocol's training events and evaluate it."""
     protocol = protocol or DATASETS[ds.name].protocol
     hist = history_len or (10**9 if protocol == "given" else 50)
@@ -58,7 +78,7 @@ def run_evaluation(settings: Settings, ds: Dataset, protocol: str | None, plugin
         raise ConfigError(f"protocol {protocol} has no {split_name} split")
     ctx = StageContext(catalog=ds.catalog, train=split.fit, seed=settings.seed)
     t0 = time.perf_counter()
-    model: Recall | Any
+    model: Recall | ListFn
     if cascade_path is not None:
         cascade = Cascade.build(load_cascade(cascade_path), lambda spec: ctx)
         ks = tuple(k for k in ks if k <= cascade.config.rerank.k) or (cascade.config.rerank.k,)
@@ -67,19 +87,41 @@ def run_evaluation(settings: Settings, ds: Dataset, protocol: str | None, plugin
     else:
         if plugin is None:
             raise ConfigError("give --plugin NAME or --config cascade.yaml")
-        model = build_stage("recall", plugin, options, ctx)
+        stage = build_stage("recall", plugin, options, ctx)
+        if not isinstance(stage, Recall):
+            raise ConfigError(f"{plugin} is not a recall plugin")
+        model = stage
         label = plugin
     fit_s = time.perf_counter() - t0
-    info(f"{label}: fitted on {len(split.fit):,} events in {fit_s:.1f}s; evaluating {len(ev):,} users ({protocol})")
-    res = evaluate(model, ev, n_items=ds.n_items, history_len=hist, ks=ks, n_boot=n_boot, seed=settings.seed,
-                   progress=is_tty(), desc=label)
-    res.meta = {"dataset": ds.name, "protocol": protocol, "split": split_name, "plugin": label,
-                "config": options, "history_len": None if hist >= 10**9 else hist, "mask_history": mask,
-                "fit_seconds": round(fit_s, 3)}
+    info(
+        f"{label}: fitted on {len(split.fit):,} events in {fit_s:.1f}s; "
+        f"evaluating {len(ev):,} users ({protocol})"
+    )
+    res = evaluate(
+        model,
+        ev,
+        n_items=ds.n_items,
+        history_len=hist,
+        ks=ks,
+        n_boot=n_boot,
+        seed=settings.seed,
+        progress=is_tty(),
+        desc=label,
+    )
+    res.meta = {
+        "dataset": ds.name,
+        "protocol": protocol,
+        "split": split_name,
+        "plugin": label,
+        "config": options,
+        "history_len": None if hist >= 10**9 else hist,
+        "mask_history": mask,
+        "fit_seconds": round(fit_s, 3),
+    }
     return res
 
 
-def _cascade_lists(cascade: Cascade) -> Any:
+def _cascade_lists(cascade: Cascade) -> ListFn:
     def run(requests: Sequence[Request], depth: int) -> list[list[Candidate]]:
         return [cascade.recommend(r, k=depth) for r in requests]
 
@@ -88,27 +130,63 @@ def _cascade_lists(cascade: Cascade) -> Any:
 
 @click.command("evaluate")
 @click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
-@click.option("--protocol", type=click.Choice(PROTOCOLS), help="default: the dataset's own (loo, or given for KGAT)")
+@click.option(
+    "--protocol", type=click.Choice(PROTOCOLS), help="default: the dataset's own (loo, or given for KGAT)"
+)
 @click.option("--plugin", help="recall plugin to evaluate (entry-point name)")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="plugin config value (repeatable)")
-@click.option("--config", "cascade_path", type=click.Path(path_type=Path), help="evaluate a whole cascade YAML")
-@click.option("--split", "split_name", type=click.Choice(["test", "valid"]), default="test", show_default=True)
+@click.option(
+    "--config", "cascade_path", type=click.Path(path_type=Path), help="evaluate a whole cascade YAML"
+)
+@click.option(
+    "--split", "split_name", type=click.Choice(["test", "valid"]), default="test", show_default=True
+)
 @click.option("--ks", default=",".join(map(str, DEFAULT_KS)), show_default=True)
-@click.option("--history-len", type=int, help="history items given to the model (default 50; all for 'given')")
+@click.option(
+    "--history-len", type=int, help="history items given to the model (default 50; all for 'given')"
+)
 @click.option("--no-mask", is_flag=True, help="allow already-consumed items in the ranking")
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="bootstrap resamples (0: none)")
+@click.option(
+    "--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="bootstrap resamples (0: none)"
+)
 @click.option("--holdout", type=float, default=0.1, show_default=True, help="temporal: held-out fraction")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def evaluate_cmd(ctx: click.Context, name: str | None, protocol: str | None, plugin: str | None,
-                 sets: tuple[str, ...], cascade_path: Path | None, split_name: str, ks: str,
-                 history_len: int | None, no_mask: bool, n_boot: int, holdout: float, as_json: bool) -> None:
+def evaluate_cmd(
+    ctx: click.Context,
+    name: str | None,
+    protocol: str | None,
+    plugin: str | None,
+    sets: tuple[str, ...],
+    cascade_path: Path | None,
+    split_name: str,
+    ks: str,
+    history_len: int | None,
+    no_mask: bool,
+    n_boot: int,
+    holdout: float,
+    as_json: bool,
+) -> None:
     """Evaluate a recall plugin (exact full ranking) or a cascade on a dataset and protocol."""
     settings = settings_of(ctx)
     options = parse_sets(sets)
+    if plugin is not None:  # fail fast, before any data is loaded
+        parse_config(load_stage_class("recall", plugin), options)
     ds = resolve_dataset(settings, name)
-    res = run_evaluation(settings, ds, protocol, plugin, options, cascade_path=cascade_path, split_name=split_name,
-                         ks=_ks(ks), history_len=history_len, mask=not no_mask, n_boot=n_boot, holdout=holdout)
+    res = run_evaluation(
+        settings,
+        ds,
+        protocol,
+        plugin,
+        options,
+        cascade_path=cascade_path,
+        split_name=split_name,
+        ks=_ks(ks),
+        history_len=history_len,
+        mask=not no_mask,
+        n_boot=n_boot,
+        holdout=holdout,
+    )
     out = res.to_dict()
     stem = f"evaluate-{ds.name}-{out['protocol']}-{(plugin or 'cascade')}"
     paths = write_report({out["plugin"]: out}, settings.reports_dir, stem, title=stem)
@@ -122,13 +200,24 @@ def evaluate_cmd(ctx: click.Context, name: str | None, protocol: str | None, plu
 @click.command("recommend")
 @click.option("--user", "user", required=True, help="the user's id as in the dataset (raw id)")
 @click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
-@click.option("--config", "cascade_path", type=click.Path(path_type=Path), help="cascade YAML (default: built-in)")
+@click.option(
+    "--config", "cascade_path", type=click.Path(path_type=Path), help="cascade YAML (default: built-in)"
+)
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True)
-@click.option("--at", "at", type=int, help="request time, Unix seconds (default: after the user's last event)")
+@click.option(
+    "--at", "at", type=int, help="request time, Unix seconds (default: after the user's last event)"
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def recommend_cmd(ctx: click.Context, user: str, name: str | None, cascade_path: Path | None, k: int,
-                  at: int | None, as_json: bool) -> None:
+def recommend_cmd(
+    ctx: click.Context,
+    user: str,
+    name: str | None,
+    cascade_path: Path | None,
+    k: int,
+    at: int | None,
+    as_json: bool,
+) -> None:
     """Run the configured cascade offline for one user, fitted on all of the dataset's events."""
     settings = settings_of(ctx)
     ds = resolve_dataset(settings, name)
@@ -142,13 +231,23 @@ def recommend_cmd(ctx: click.Context, user: str, name: str | None, cascade_path:
     ts = at if at is not None else int(times.max()) + 86_400 if times.size else 0
     req = Request.create(uid, ts, items[-50:], times[-50:], exclude=items)
     recs = cascade.recommend(req, k=k)
-    rows = [{"rank": i + 1, "item": str(ds.catalog.raw_ids[c.item]), "title": ds.catalog.title(c.item),
-             "score": round(c.score, 6), "scores": {s: round(v, 6) for s, v in c.scores.items()}}
-            for i, c in enumerate(recs)]
+    rows: list[dict[str, Any]] = [
+        {
+            "rank": i + 1,
+            "item": str(ds.catalog.raw_ids[c.item]),
+            "title": ds.catalog.title(c.item),
+            "score": round(c.score, 6),
+            "scores": {s: round(v, 6) for s, v in c.scores.items()},
+        }
+        for i, c in enumerate(recs)
+    ]
     if as_json:
         echo_json({"user": user, "dataset": ds.name, "history": len(items), "recommendations": rows})
         return
-    click.echo(f"user {user} ({len(items)} past events, last: {ds.catalog.title(int(items[-1])) if items.size else '-'})")
+    click.echo(
+        f"user {user} ({len(items)} past events, "
+        f"last: {ds.catalog.title(int(items[-1])) if items.size else '-'})"
+    )
     for r in rows:
         click.echo(f"{r['rank']:>3}. {r['title'][:70]:<70} score {r['score']:.4f}  [{r['item']}]")
 
@@ -159,7 +258,9 @@ def report() -> None:
 
 
 def _baseline_runs(ds_name: str) -> list[tuple[str, str, dict[str, Any]]]:
-    runs = [("popularity (all-time)", "popularity", {"mode": "all_time"})]
+    runs: list[tuple[str, str, dict[str, Any]]] = [
+        ("popularity (all-time)", "popularity", {"mode": "all_time"})
+    ]
     if DATASETS[ds_name].protocol != "given":
         runs.append(("popularity (recent 30d)", "popularity", {"mode": "recent", "window_days": 30}))
     runs.append(("itemcf (itemknn)", "itemcf", {}))
@@ -167,8 +268,13 @@ def _baseline_runs(ds_name: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 @report.command("baselines")
-@click.option("--dataset", "names", multiple=True, type=click.Choice(sorted(DATASETS)),
-              help="default: the default dataset, plus amazon-book-kgat when its files are present")
+@click.option(
+    "--dataset",
+    "names",
+    multiple=True,
+    type=click.Choice(sorted(DATASETS)),
+    help="default: the default dataset, plus amazon-book-kgat when its files are present",
+)
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -179,8 +285,11 @@ def baselines_cmd(ctx: click.Context, names: tuple[str, ...], n_boot: int, as_js
         first, why = default_dataset(settings)
         info(why)
         kgat = DATASETS["amazon-book-kgat"]
-        extra = ["amazon-book-kgat"] if all((kgat.directory(settings.data_dir) / f.name).is_file()
-                                              for f in kgat.files) else []
+        extra = (
+            ["amazon-book-kgat"]
+            if all((kgat.directory(settings.data_dir) / f.name).is_file() for f in kgat.files)
+            else []
+        )
         names = (first, *extra)
     everything: dict[str, Any] = {}
     for name in names:
@@ -191,7 +300,9 @@ def baselines_cmd(ctx: click.Context, names: tuple[str, ...], n_boot: int, as_js
         rows.update(PUBLISHED.get(name, {}))
         protocol = DATASETS[name].protocol
         cols = ("ndcg@10", "hr@10", "recall@20", "ndcg@20", "recall@200", "mrr", "gauc")
-        paths = write_report(rows, settings.reports_dir, f"baselines-{name}", cols, title=f"{name} ({protocol})")
+        paths = write_report(
+            rows, settings.reports_dir, f"baselines-{name}", cols, title=f"{name} ({protocol})"
+        )
         everything[name] = rows
         if not as_json:
             click.echo(f"\n## {name} — protocol {protocol}, 95% bootstrap CI over users\n")
@@ -199,4 +310,3 @@ def baselines_cmd(ctx: click.Context, names: tuple[str, ...], n_boot: int, as_js
             click.echo(f"\nreport: {paths['md']} (+ .json, .png)")
     if as_json:
         echo_json(everything)
-

@@ -20,15 +20,21 @@ __all__ = ["cli", "main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="replayrec")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="public data folder [env REPLAYREC_DATA_DIR]")
-@click.option("--state-dir", type=click.Path(path_type=Path), help="prepared data, reports [env REPLAYREC_STATE_DIR]")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="public data folder [env REPLAYREC_DATA_DIR]"
+)
+@click.option(
+    "--state-dir", type=click.Path(path_type=Path), help="prepared data, reports [env REPLAYREC_STATE_DIR]"
+)
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, state_dir: Path | None, verbose: bool) -> None:
     """replayrec: a real-time streaming recommender — offline tools."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     overrides = {k: v for k, v in {"data_dir": data_dir, "state_dir": state_dir}.items() if v is not None}
-    ctx.ensure_object(dict)["settings"] = Settings(**overrides)
+    ctx.ensure_object(dict)["settings"] = Settings(**overrides)  # type: ignore[arg-type]
 
 
 cli.add_command(data)

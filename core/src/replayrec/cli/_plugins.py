@@ -28,7 +28,10 @@ def list_cmd(as_json: bool) -> None:
         return
     for p in infos:
         status = "ok" if p.ok else f"BROKEN: {p.error}"
-        click.echo(f"{p.kind:<7} {p.name:<14} {p.distribution or '-'} {p.version or ''} core_api={p.core_api}  {status}")
+        click.echo(
+            f"{p.kind:<7} {p.name:<14} {p.distribution or '-'} {p.version or ''} "
+            f"core_api={p.core_api}  {status}"
+        )
 
 
 @plugins.command("new")

@@ -38,4 +38,5 @@ __all__ = [
     "read_reviews_json",
     "training_mask",
     "verify_files",
+    "write_prepared",
 ]

@@ -44,12 +44,19 @@ class Dataset:
     @cached_property
     def catalog(self) -> Catalog:
         titles = [t if isinstance(t, str) and t else None for t in self.items["title"].tolist()]
-        return Catalog(self.items["raw_id"].to_numpy(), titles, self.items["group"].to_numpy(np.int64), self.name)
+        return Catalog(
+            self.items["raw_id"].to_numpy(), titles, self.items["group"].to_numpy(np.int64), self.name
+        )
 
     def interactions(self, mask: npt.NDArray[np.bool_] | None = None) -> Interactions:
         ev = self.events if mask is None else self.events[mask]
-        return Interactions(ev["user"].to_numpy(), ev["item"].to_numpy(), ev["timestamp"].to_numpy(),
-                            self.n_users, self.n_items)
+        return Interactions(
+            ev["user"].to_numpy(),
+            ev["item"].to_numpy(),
+            ev["timestamp"].to_numpy(),
+            self.n_users,
+            self.n_items,
+        )
 
     @cached_property
     def _user_index(self) -> dict[str, int]:
@@ -66,7 +73,8 @@ class Dataset:
         p = self.path / "truth" / f"{key}.npy"
         if not p.is_file():
             raise DataError(f"dataset {self.name} has no ground truth {key!r}")
-        return np.load(p, allow_pickle=False)
+        arr: npt.NDArray[Any] = np.load(p, allow_pickle=False)
+        return arr
 
 
 def prepared_path(name: str, settings: Settings) -> Path:
@@ -85,7 +93,8 @@ def _is_current(path: Path, name: str, data_dir: Path, world: WorldConfig | None
         return False
     spec = get_spec(name)
     if spec.kind == "synthetic":
-        return manifest.get("params") == (world or WorldConfig()).model_dump()
+        # without an explicit world, any earlier synthetic preparation is the one to use
+        return world is None or bool(manifest.get("params") == world.model_dump())
     # cheap freshness check: source files still there with the recorded md5
     folder = spec.directory(data_dir)
     for f in spec.files:
@@ -95,7 +104,9 @@ def _is_current(path: Path, name: str, data_dir: Path, world: WorldConfig | None
     return True
 
 
-def ensure_prepared(name: str, settings: Settings, *, force: bool = False, world: WorldConfig | None = None) -> tuple[Path, bool]:
+def ensure_prepared(
+    name: str, settings: Settings, *, force: bool = False, world: WorldConfig | None = None
+) -> tuple[Path, bool]:
     """Prepare ``name`` unless an up-to-date preparation exists. Returns (path, prepared_now)."""
     spec = get_spec(name)
     path = prepared_path(name, settings)

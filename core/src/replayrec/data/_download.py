@@ -15,13 +15,15 @@ from replayrec.errors import DataError
 __all__ = ["download_dataset", "download_file"]
 
 
-def download_file(url: str, dest: Path, md5: str | None = None, timeout: float = 60.0, progress: bool = True) -> Path:
+def download_file(
+    url: str, dest: Path, md5: str | None = None, timeout: float = 60.0, progress: bool = True
+) -> Path:
     """Fetch ``url`` into ``dest``. Writes to ``dest.part`` and renames only after the md5 matches, so a
     failed or corrupt download never replaces an existing file."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, part.open("wb") as out:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as resp, part.open("wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                 while block := resp.read(1 << 20):
@@ -39,7 +41,9 @@ def download_file(url: str, dest: Path, md5: str | None = None, timeout: float =
     return dest
 
 
-def download_dataset(spec: DatasetSpec, data_dir: Path, base_url: str | None = None, force: bool = False) -> list[Path]:
+def download_dataset(
+    spec: DatasetSpec, data_dir: Path, base_url: str | None = None, force: bool = False
+) -> list[Path]:
     """Download every file of ``spec`` that has a public URL into ``data_dir/<dataset>/``.
 
     ``base_url`` replaces the directory part of each URL (mirrors, tests)."""
@@ -55,4 +59,3 @@ def download_dataset(spec: DatasetSpec, data_dir: Path, base_url: str | None = N
         url = f"{base_url.rstrip('/')}/{f.name}" if base_url else f.url
         got.append(download_file(url, dest, f.md5))
     return got
-

@@ -55,7 +55,7 @@ class EtlConfig(BaseModel):
 
 
 def read_reviews_json(path: Path) -> pd.DataFrame:
-    """The 2014 5-core reviews file (JSON lines: ``reviewerID``, ``asin``, ``overall``, ``unixReviewTime``)."""
+    """The 2014 5-core reviews file, JSON lines: ``reviewerID``, ``asin``, ``overall``, ``unixReviewTime``."""
     users: list[str] = []
     items: list[str] = []
     ratings: list[float] = []
@@ -72,7 +72,9 @@ def read_reviews_json(path: Path) -> pd.DataFrame:
                 ratings.append(float(rec.get("overall", np.nan)))
                 times.append(int(rec["unixReviewTime"]))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{path}:{lineno}: malformed review record ({type(exc).__name__}: {exc})") from None
+                raise DataError(
+                    f"{path}:{lineno}: malformed review record ({type(exc).__name__}: {exc})"
+                ) from None
     return _frame(users, items, ratings, times)
 
 

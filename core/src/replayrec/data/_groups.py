@@ -45,7 +45,9 @@ def kmeans(x: npt.NDArray[np.float64], k: int, seed: int, iters: int = 30) -> np
     return labels
 
 
-def derive_item_groups(train: Interactions, n_groups: int = 64, dims: int = 32, seed: int = 0) -> npt.NDArray[np.int64]:
+def derive_item_groups(
+    train: Interactions, n_groups: int = 64, dims: int = 32, seed: int = 0
+) -> npt.NDArray[np.int64]:
     groups = np.full(train.n_items, -1, dtype=np.int64)
     seen = np.flatnonzero(train.item_counts > 0)
     if seen.size == 0:

@@ -17,7 +17,7 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class UserSequences:
-    """Per-user event sequences in CSR form: user ``u``'s events are ``items[ptr[u]:ptr[u+1]]``, in time order."""
+    """Per-user event sequences (CSR): user ``u``'s events are ``items[ptr[u]:ptr[u+1]]``, oldest first."""
 
     ptr: I64
     items: I64
@@ -87,7 +87,9 @@ class Interactions:
         return np.argsort(self.timestamp, kind="stable")
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> Interactions:
-        return Interactions(self.user[mask], self.item[mask], self.timestamp[mask], self.n_users, self.n_items)
+        return Interactions(
+            self.user[mask], self.item[mask], self.timestamp[mask], self.n_users, self.n_items
+        )
 
 
 @dataclass(frozen=True, eq=False)

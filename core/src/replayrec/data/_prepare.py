@@ -53,17 +53,19 @@ EVENT_SCHEMA = pa.schema(
 def _dense(raw: pd.Series, universe: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Dense ids ``0..n-1`` in sorted order of the raw ids (numeric order when all are integers)."""
     values = raw if universe is None else pd.concat([universe, raw], ignore_index=True)
-    uniq = pd.unique(values)
+    uniq = np.asarray(pd.unique(values))
     try:
-        keys = np.asarray(uniq, dtype=np.int64)
+        keys = uniq.astype(np.int64)
         uniq = uniq[np.argsort(keys, kind="stable")]
     except (ValueError, TypeError):
         uniq = np.sort(uniq.astype(str))
     index = pd.Index(uniq)
-    return index.get_indexer(raw).astype(np.int64), np.asarray(uniq)
+    return index.get_indexer(pd.Index(raw)).astype(np.int64), uniq
 
 
-def _events_frame(user: np.ndarray, item: np.ndarray, ts: np.ndarray, action: str, rating: np.ndarray | None) -> pd.DataFrame:
+def _events_frame(
+    user: np.ndarray, item: np.ndarray, ts: np.ndarray, action: str, rating: np.ndarray | None
+) -> pd.DataFrame:
     n = user.size
     return pd.DataFrame(
         {
@@ -79,8 +81,13 @@ def _events_frame(user: np.ndarray, item: np.ndarray, ts: np.ndarray, action: st
 
 def _from_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     try:
-        raw = pd.read_csv(folder / "interactions.csv.gz", dtype={"user_id": np.int64, "item_id": np.int64, "timestamp": np.int64})
-        titles = pd.read_csv(folder / "items.csv.gz", dtype={"item_id": np.int64, "title": str}, keep_default_na=False)
+        raw = pd.read_csv(
+            folder / "interactions.csv.gz",
+            dtype={"user_id": np.int64, "item_id": np.int64, "timestamp": np.int64},
+        )
+        titles = pd.read_csv(
+            folder / "items.csv.gz", dtype={"item_id": np.int64, "title": str}, keep_default_na=False
+        )
     except (ValueError, KeyError, pd.errors.ParserError, EOFError, OSError) as exc:
         raise DataError(f"cannot parse {folder}: {exc}") from None
     missing = {"user_id", "item_id", "timestamp"} - set(raw.columns)
@@ -92,8 +99,13 @@ def _from_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     i, i_raw = _dense(raw["item_id"], titles["item_id"])
     ev = _events_frame(u, i, raw["timestamp"].to_numpy(), "review", None)
     title_of = dict(zip(titles["item_id"].to_numpy(), titles["title"], strict=True))
-    items = pd.DataFrame({"item": np.arange(i_raw.size, dtype=np.int32), "raw_id": i_raw.astype(str),
-                          "title": [title_of.get(r) or None for r in i_raw]})
+    items = pd.DataFrame(
+        {
+            "item": np.arange(i_raw.size, dtype=np.int32),
+            "raw_id": i_raw.astype(str),
+            "title": [title_of.get(r) or None for r in i_raw],
+        }
+    )
     users = pd.DataFrame({"user": np.arange(u_raw.size, dtype=np.int32), "raw_id": u_raw.astype(str)})
     return ev, items, users
 
@@ -119,30 +131,42 @@ def _from_kgat(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     tr_u, tr_i = _kgat_lines(folder / "train.txt.gz")
     te_u, te_i = _kgat_lines(folder / "test.txt.gz")
     umap = pd.read_csv(folder / "user_list.txt.gz", sep=" ", dtype={"org_id": str, "remap_id": np.int64})
-    imap = pd.read_csv(folder / "item_list.txt.gz", sep=" ", dtype={"org_id": str, "remap_id": np.int64, "freebase_id": str})
+    imap = pd.read_csv(
+        folder / "item_list.txt.gz", sep=" ", dtype={"org_id": str, "remap_id": np.int64, "freebase_id": str}
+    )
     n_users, n_items = len(umap), len(imap)
     if max(tr_u.max(), te_u.max()) >= n_users or max(tr_i.max(), te_i.max()) >= n_items:
         raise DataError(f"{folder}: ids in train/test exceed the user/item lists")
     user = np.concatenate([tr_u, te_u])
     item = np.concatenate([tr_i, te_i])
     ev = _events_frame(user, item, np.zeros(user.size, dtype=np.int64), "interaction", None)
-    ev["split"] = pd.Categorical(np.repeat(["train", "test"], [tr_u.size, te_u.size]), categories=["train", "test"])
-    items = pd.DataFrame({"item": imap["remap_id"].to_numpy(np.int32), "raw_id": imap["org_id"], "title": None})
+    ev["split"] = pd.Categorical(
+        np.repeat(["train", "test"], [tr_u.size, te_u.size]), categories=["train", "test"]
+    )
+    items = pd.DataFrame(
+        {"item": imap["remap_id"].to_numpy(np.int32), "raw_id": imap["org_id"], "title": None}
+    )
     items = items.sort_values("item").reset_index(drop=True)
     users = pd.DataFrame({"user": umap["remap_id"].to_numpy(np.int32), "raw_id": umap["org_id"]})
     return ev, items, users.sort_values("user").reset_index(drop=True)
 
 
-def _from_raw(spec: DatasetSpec, folder: Path, etl: EtlConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _from_raw(
+    spec: DatasetSpec, folder: Path, etl: EtlConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     path = folder / spec.files[0].name
-    reader: Callable[[Path], pd.DataFrame] = read_reviews_json if spec.kind == "amazon-reviews-json" else read_ratings_csv
+    reader: Callable[[Path], pd.DataFrame] = (
+        read_reviews_json if spec.kind == "amazon-reviews-json" else read_ratings_csv
+    )
     df = apply_filters(reader(path), etl)
     if df.empty:
         raise DataError(f"the ETL filters left no events in {path}")
     u, u_raw = _dense(df["user_raw"])
     i, i_raw = _dense(df["item_raw"])
     ev = _events_frame(u, i, df["timestamp"].to_numpy(), "rating", df["rating"].to_numpy())
-    items = pd.DataFrame({"item": np.arange(i_raw.size, dtype=np.int32), "raw_id": i_raw.astype(str), "title": None})
+    items = pd.DataFrame(
+        {"item": np.arange(i_raw.size, dtype=np.int32), "raw_id": i_raw.astype(str), "title": None}
+    )
     users = pd.DataFrame({"user": np.arange(u_raw.size, dtype=np.int32), "raw_id": u_raw.astype(str)})
     return ev, items, users
 
@@ -151,12 +175,25 @@ def _from_world(cfg: WorldConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     w = generate_world(cfg)
     e = w.events
     ev = _events_frame(e["user"].to_numpy(), e["item"].to_numpy(), e["timestamp"].to_numpy(), "click", None)
-    items = pd.DataFrame({"item": np.arange(cfg.n_items, dtype=np.int32), "raw_id": np.arange(cfg.n_items).astype(str),
-                          "title": [f"synthetic item {i} (topic {t})" for i, t in enumerate(w.item_topic)]})
-    users = pd.DataFrame({"user": np.arange(cfg.n_users, dtype=np.int32), "raw_id": np.arange(cfg.n_users).astype(str)})
-    truth = {"item_topic": w.item_topic, "item_popularity": w.item_popularity, "item_release": w.item_release,
-             "user_taste": w.user_taste, "user_taste_end": w.user_taste_end,
-             "event_intent": e["intent"].to_numpy(), "event_session": e["session"].to_numpy()}
+    items = pd.DataFrame(
+        {
+            "item": np.arange(cfg.n_items, dtype=np.int32),
+            "raw_id": np.arange(cfg.n_items).astype(str),
+            "title": [f"synthetic item {i} (topic {t})" for i, t in enumerate(w.item_topic)],
+        }
+    )
+    users = pd.DataFrame(
+        {"user": np.arange(cfg.n_users, dtype=np.int32), "raw_id": np.arange(cfg.n_users).astype(str)}
+    )
+    truth = {
+        "item_topic": w.item_topic,
+        "item_popularity": w.item_popularity,
+        "item_release": w.item_release,
+        "user_taste": w.user_taste,
+        "user_taste_end": w.user_taste_end,
+        "event_intent": e["intent"].to_numpy(),
+        "event_session": e["session"].to_numpy(),
+    }
     return ev, items, users, truth
 
 
@@ -179,8 +216,14 @@ def training_mask(events: pd.DataFrame) -> np.ndarray:
     return keep & (events["timestamp"].to_numpy() < cutoff)
 
 
-def write_prepared(dest: Path, ev: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame, manifest: dict[str, Any],
-                   extra: dict[str, np.ndarray] | None = None) -> Path:
+def write_prepared(
+    dest: Path,
+    ev: pd.DataFrame,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    manifest: dict[str, Any],
+    extra: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write the tables into a temporary sibling of ``dest`` and swap it in atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
@@ -205,8 +248,16 @@ def write_prepared(dest: Path, ev: pd.DataFrame, items: pd.DataFrame, users: pd.
     return dest
 
 
-def prepare(spec: DatasetSpec, data_dir: Path, dest: Path, *, world: WorldConfig | None = None,
-            etl: EtlConfig | None = None, n_groups: int = 64, seed: int = 0) -> dict[str, Any]:
+def prepare(
+    spec: DatasetSpec,
+    data_dir: Path,
+    dest: Path,
+    *,
+    world: WorldConfig | None = None,
+    etl: EtlConfig | None = None,
+    n_groups: int = 64,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Prepare ``spec`` into ``dest``; returns the manifest."""
     started = time.perf_counter()
     truth: dict[str, np.ndarray] | None = None
@@ -228,8 +279,13 @@ def prepare(spec: DatasetSpec, data_dir: Path, dest: Path, *, world: WorldConfig
             ev, items, users = _from_raw(spec, folder, etl)
             params = etl.model_dump()
     train = ev[training_mask(ev)]
-    inter = Interactions(train["user"].to_numpy(), train["item"].to_numpy(), train["timestamp"].to_numpy(),
-                         len(users), len(items))
+    inter = Interactions(
+        train["user"].to_numpy(),
+        train["item"].to_numpy(),
+        train["timestamp"].to_numpy(),
+        len(users),
+        len(items),
+    )
     items["group"] = derive_item_groups(inter, n_groups=n_groups, seed=seed).astype(np.int32)
     manifest = {
         "format": FORMAT_VERSION,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["SyntheticWorld", "WorldConfig", "generate_world"]
 
@@ -42,6 +42,12 @@ class WorldConfig(BaseModel):
     start: int = 1_600_000_000
     horizon_days: int = Field(default=365, ge=1)
     dedup: bool = True
+
+    @model_validator(mode="after")
+    def _enough_items(self) -> WorldConfig:
+        if self.n_items < self.n_topics:
+            raise ValueError(f"n_items ({self.n_items}) must be at least n_topics ({self.n_topics})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -72,13 +78,15 @@ def _sample_rows(cum: F64, rows: I64, u: F64) -> I64:
     n_cols = cum.shape[1]
     flat = (cum + np.arange(cum.shape[0])[:, None]).ravel()
     idx = np.searchsorted(flat, rows + u * cum[rows, -1], side="right") - rows * n_cols
-    return np.minimum(idx, n_cols - 1).astype(np.int64)
+    out: I64 = np.minimum(idx, n_cols - 1).astype(np.int64)
+    return out
 
 
 def _items(cfg: WorldConfig, rng: np.random.Generator) -> tuple[I64, F64, I64]:
     topic = rng.integers(0, cfg.n_topics, cfg.n_items)
+    topic[rng.permutation(cfg.n_items)[: cfg.n_topics]] = np.arange(cfg.n_topics)  # no empty topic
     ranks = rng.permutation(cfg.n_items)
-    pop = 1.0 / (ranks + 1.0) ** cfg.zipf_exponent
+    pop: F64 = (1.0 / (ranks + 1.0) ** cfg.zipf_exponent).astype(np.float64)
     horizon = cfg.horizon_days * 86_400
     new = rng.random(cfg.n_items) < cfg.new_item_fraction
     release = np.where(new, cfg.start + rng.integers(1, horizon, cfg.n_items), cfg.start).astype(np.int64)
@@ -94,7 +102,7 @@ def _item_sampler(topic: I64, pop: F64, release: I64) -> tuple[I64, I64, F64, I6
     order = np.lexsort((release, topic))
     topic_s, rel_s = topic[order], release[order]
     cum = np.cumsum(pop[order])
-    starts = np.searchsorted(topic_s, np.arange(topic.max() + 1), side="left")
+    starts = np.searchsorted(topic_s, np.arange(topic.max() + 1), side="left")  # every topic is non-empty
     return order, topic_s, cum, rel_s, starts
 
 
@@ -117,7 +125,9 @@ def generate_world(cfg: WorldConfig) -> SyntheticWorld:
 
     horizon = cfg.horizon_days * 86_400
     join = cfg.start + (rng.random(cfg.n_users) * 0.5 * horizon).astype(np.int64)
-    sess_t = join[sess_user] + (rng.random(sess_user.size) * (cfg.start + horizon - join[sess_user])).astype(np.int64)
+    sess_t = join[sess_user] + (rng.random(sess_user.size) * (cfg.start + horizon - join[sess_user])).astype(
+        np.int64
+    )
     sess_t = sess_t[np.lexsort((sess_t, sess_user))]  # chronological within each user's block of sessions
 
     gaps = rng.exponential(cfg.mean_gap_seconds, n).astype(np.int64) + 1

@@ -1,7 +1,14 @@
 """Evaluation: protocols, exact vectorised ranking metrics, bootstrap intervals, reports."""
 
 from replayrec.evaluation._bootstrap import bootstrap_ci
-from replayrec.evaluation._evaluate import DEFAULT_KS, EvalResult, build_requests, evaluate, target_ranks
+from replayrec.evaluation._evaluate import (
+    DEFAULT_KS,
+    EvalResult,
+    ListFn,
+    build_requests,
+    evaluate,
+    target_ranks,
+)
 from replayrec.evaluation._metrics import group_auc, metric_names, per_user_metrics
 from replayrec.evaluation._protocols import PROTOCOLS, EvalSet, ProtocolSplit, build_split
 from replayrec.evaluation._report import markdown_table, write_report
@@ -11,6 +18,7 @@ __all__ = [
     "PROTOCOLS",
     "EvalResult",
     "EvalSet",
+    "ListFn",
     "ProtocolSplit",
     "bootstrap_ci",
     "build_requests",

@@ -10,8 +10,14 @@ __all__ = ["bootstrap_ci"]
 F64 = npt.NDArray[np.float64]
 
 
-def bootstrap_ci(values: dict[str, F64], weights: dict[str, F64] | None = None, n_boot: int = 1000,
-                 level: float = 0.95, seed: int = 0, chunk: int = 100) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(
+    values: dict[str, F64],
+    weights: dict[str, F64] | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    chunk: int = 100,
+) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the (weighted) mean of each per-user metric, resampling users with replacement.
 
     All metrics share the same resamples, so their intervals are consistent with each other. NaN entries are
@@ -41,5 +47,9 @@ def bootstrap_ci(values: dict[str, F64], weights: dict[str, F64] | None = None, 
     out: dict[str, tuple[float, float]] = {}
     for j, k in enumerate(names):
         col = means[:, j][np.isfinite(means[:, j])]
-        out[k] = (float(np.percentile(col, lo)), float(np.percentile(col, hi))) if col.size else (float("nan"),) * 2
+        out[k] = (
+            (float(np.percentile(col, lo)), float(np.percentile(col, hi)))
+            if col.size
+            else (float("nan"),) * 2
+        )
     return out

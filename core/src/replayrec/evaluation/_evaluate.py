@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from replayrec.evaluation._metrics import per_user_metrics
 from replayrec.evaluation._protocols import EvalSet
 from replayrec.stages import Candidate, Recall, Request
 
-__all__ = ["DEFAULT_KS", "EvalResult", "build_requests", "evaluate", "target_ranks"]
+__all__ = ["DEFAULT_KS", "EvalResult", "ListFn", "build_requests", "evaluate", "target_ranks"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -60,8 +60,15 @@ def build_requests(ev: EvalSet, rows: I64, history_len: int) -> list[Request]:
     reqs = []
     for r in rows:
         items, times = ev.history(int(r))
-        reqs.append(Request(user=int(ev.users[r]), timestamp=int(ev.times[r]), history=items[-history_len:],
-                            history_times=times[-history_len:], exclude=ev.exclusions(int(r))))
+        reqs.append(
+            Request(
+                user=int(ev.users[r]),
+                timestamp=int(ev.times[r]),
+                history=items[-history_len:],
+                history_times=times[-history_len:],
+                exclude=ev.exclusions(int(r)),
+            )
+        )
     return reqs
 
 
@@ -77,7 +84,8 @@ def _ranks_chunk(scores: F32 | F64, r: I64, it: I64) -> F64:
     equal = np.count_nonzero(block == s, axis=1)
     for j in np.flatnonzero(equal > 1):  # exact ties are broken by the smaller item id
         greater[j] += np.count_nonzero(block[j, : it[j]] == s[j, 0])
-    return greater.astype(np.float64)
+    out: F64 = greater.astype(np.float64)
+    return out
 
 
 def target_ranks(scores: F32 | F64, rows: I64, items: I64, chunk: int = 128) -> F64:
@@ -85,14 +93,18 @@ def target_ranks(scores: F32 | F64, rows: I64, items: I64, chunk: int = 128) -> 
 
     Chunks run on a thread pool (numpy releases the GIL in the comparisons)."""
     starts = range(0, rows.size, chunk)
-    parts = list(_pool().map(lambda lo: _ranks_chunk(scores, rows[lo : lo + chunk], items[lo : lo + chunk]), starts))
+    parts = list(
+        _pool().map(lambda lo: _ranks_chunk(scores, rows[lo : lo + chunk], items[lo : lo + chunk]), starts)
+    )
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _full_batch(stage: Recall, ev: EvalSet, rows: I64, reqs: list[Request]) -> tuple[F64, I64]:
     scores = np.asarray(stage.score_all(reqs), dtype=np.float64)
     if scores.shape != (len(reqs), stage.n_items):
-        raise ReplayrecError(f"{stage.name}.score_all returned shape {scores.shape}, expected {(len(reqs), stage.n_items)}")
+        raise ReplayrecError(
+            f"{stage.name}.score_all returned shape {scores.shape}, expected {(len(reqs), stage.n_items)}"
+        )
     if np.isnan(scores).any():
         raise ReplayrecError(f"{stage.name}.score_all returned NaN scores")
     n_cand = np.empty(len(reqs), dtype=np.int64)
@@ -105,9 +117,11 @@ def _full_batch(stage: Recall, ev: EvalSet, rows: I64, reqs: list[Request]) -> t
     return target_ranks(scores, local, items), n_cand
 
 
-def _list_batch(fn: ListFn, ev: EvalSet, rows: I64, reqs: list[Request], depth: int, n_items: int) -> tuple[F64, I64]:
+def _list_batch(
+    fn: ListFn, ev: EvalSet, rows: I64, reqs: list[Request], depth: int, n_items: int
+) -> tuple[F64, I64]:
     lists = fn(reqs, depth)
-    ranks = []
+    ranks: list[float] = []
     for r, lst in zip(rows, lists, strict=True):
         pos = {c.item: i for i, c in enumerate(lst)}
         ranks.extend(float(pos.get(int(t), np.inf)) for t in ev.targets(int(r)))
@@ -115,9 +129,19 @@ def _list_batch(fn: ListFn, ev: EvalSet, rows: I64, reqs: list[Request], depth: 
     return np.asarray(ranks, dtype=np.float64), n_cand
 
 
-def evaluate(model: Recall | ListFn, ev: EvalSet, *, n_items: int, history_len: int = 50,
-             ks: tuple[int, ...] = DEFAULT_KS, batch_size: int = 1024, n_boot: int = 1000, seed: int = 0,
-             progress: bool = False, desc: str = "evaluate") -> EvalResult:
+def evaluate(
+    model: Recall | ListFn,
+    ev: EvalSet,
+    *,
+    n_items: int,
+    history_len: int = 50,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    batch_size: int = 1024,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = False,
+    desc: str = "evaluate",
+) -> EvalResult:
     """Score every request of ``ev`` and compute per-user metrics with bootstrap intervals.
 
     A :class:`Recall` that supports full ranking is evaluated exactly over the whole catalogue; anything else
@@ -144,8 +168,13 @@ def evaluate(model: Recall | ListFn, ev: EvalSet, *, n_items: int, history_len: 
             bar.update(rows.size)
     ranks = np.concatenate(ranks_all) if ranks_all else np.zeros(0)
     pair_row = np.repeat(np.arange(n), np.diff(ev.tgt_ptr))
-    per_user = per_user_metrics(pair_row, ranks, n, np.concatenate(ncand_all) if ncand_all else np.zeros(0, np.int64), ks)
+    per_user = per_user_metrics(
+        pair_row, ranks, n, np.concatenate(ncand_all) if ncand_all else np.zeros(0, np.int64), ks
+    )
     n_rel = per_user.pop("n_relevant")
+    if not (recall is not None and recall.supports_full_ranking):
+        # a truncated list biases AUC towards users whose targets were retrieved: report none
+        per_user["auc"] = np.full(n, np.nan)
     metrics = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in per_user.items()}
     with np.errstate(invalid="ignore"):
         auc = per_user["auc"]

@@ -30,7 +30,9 @@ def metric_names(ks: tuple[int, ...]) -> list[str]:
     return [*names, "mrr", "auc"]
 
 
-def per_user_metrics(pair_row: I64, ranks: F64, n_rows: int, n_cand: I64, ks: tuple[int, ...]) -> dict[str, F64]:
+def per_user_metrics(
+    pair_row: I64, ranks: F64, n_rows: int, n_cand: I64, ks: tuple[int, ...]
+) -> dict[str, F64]:
     """Per-row metrics from the ranks of every relevant (row, item) pair.
 
     Args:
@@ -68,7 +70,11 @@ def per_user_metrics(pair_row: I64, ranks: F64, n_rows: int, n_cand: I64, ks: tu
     n_neg = n_cand.astype(np.float64) - n_rel
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_above = np.bincount(pair_row[order], weights=neg_above, minlength=n_rows) / n_rel
-        out["auc"] = np.where(n_neg > 0, 1.0 - mean_above / np.maximum(n_neg, 1), np.nan)
+        auc = np.where(n_neg > 0, 1.0 - mean_above / np.maximum(n_neg, 1), np.nan)
+        unranked = (
+            np.bincount(pair_row, weights=(~np.isfinite(ranks)).astype(np.float64), minlength=n_rows) > 0
+        )
+        out["auc"] = np.where(unranked, np.nan, auc)
     out["n_relevant"] = n_rel
     return out
 

@@ -64,18 +64,34 @@ class EvalSet:
             return np.zeros(0, dtype=np.int64)
         hist = self.history(r)[0]
         tgt = self.targets(r)
-        if tgt.size == 1:
-            return hist[hist != tgt[0]]
-        return hist[~np.isin(hist, tgt)]
+        keep = hist != tgt[0] if tgt.size == 1 else ~np.isin(hist, tgt)
+        out: I64 = hist[keep]
+        return out
 
     def subset(self, rows: I64) -> EvalSet:
         """The requests ``rows`` (e.g. a slice of users)."""
         h_len = np.diff(self.hist_ptr)[rows]
         t_len = np.diff(self.tgt_ptr)[rows]
-        h_idx = np.concatenate([np.arange(self.hist_ptr[r], self.hist_ptr[r + 1]) for r in rows]) if rows.size else np.zeros(0, np.int64)
-        t_idx = np.concatenate([np.arange(self.tgt_ptr[r], self.tgt_ptr[r + 1]) for r in rows]) if rows.size else np.zeros(0, np.int64)
-        return EvalSet(self.users[rows], self.times[rows], _ptr(h_len), self.hist_items[h_idx],
-                       self.hist_times[h_idx], _ptr(t_len), self.tgt_items[t_idx], self.mask_history)
+        h_idx = (
+            np.concatenate([np.arange(self.hist_ptr[r], self.hist_ptr[r + 1]) for r in rows])
+            if rows.size
+            else np.zeros(0, np.int64)
+        )
+        t_idx = (
+            np.concatenate([np.arange(self.tgt_ptr[r], self.tgt_ptr[r + 1]) for r in rows])
+            if rows.size
+            else np.zeros(0, np.int64)
+        )
+        return EvalSet(
+            self.users[rows],
+            self.times[rows],
+            _ptr(h_len),
+            self.hist_items[h_idx],
+            self.hist_times[h_idx],
+            _ptr(t_len),
+            self.tgt_items[t_idx],
+            self.mask_history,
+        )
 
 
 @dataclass(frozen=True)
@@ -102,8 +118,16 @@ def _loo(data: Interactions, mask: bool) -> tuple[Interactions, EvalSet, EvalSet
         last = seq.ptr[eligible + 1] - drop  # index of the target
         h_len = (last - seq.ptr[eligible]).astype(np.int64)
         keep = np.isin(user_of, eligible) & (from_end > drop)
-        return EvalSet(eligible.astype(np.int64), seq.times[last], _ptr(h_len), seq.items[keep], seq.times[keep],
-                       _ptr(np.ones(eligible.size, np.int64)), seq.items[last], mask)
+        return EvalSet(
+            eligible.astype(np.int64),
+            seq.times[last],
+            _ptr(h_len),
+            seq.items[keep],
+            seq.times[keep],
+            _ptr(np.ones(eligible.size, np.int64)),
+            seq.items[last],
+            mask,
+        )
 
     return fit, at(1), at(2)
 
@@ -115,7 +139,9 @@ def _grouped(users: I64, items: I64, times: I64, n_users: int) -> tuple[I64, I64
 
 def _given(dataset: Dataset, mask: bool) -> tuple[Interactions, EvalSet]:
     if "split" not in dataset.events.columns:
-        raise ConfigError(f"dataset {dataset.name} has no given train/test split; use --protocol loo or temporal")
+        raise ConfigError(
+            f"dataset {dataset.name} has no given train/test split; use --protocol loo or temporal"
+        )
     is_train = (dataset.events["split"] == "train").to_numpy()
     fit = dataset.interactions(is_train)
     test = dataset.interactions(~is_train)
@@ -138,11 +164,15 @@ def _holdout_set(fit: Interactions, held: Interactions, req_time: I64, mask: boo
         t_items = t_items[keep]
         t_ptr = _ptr(np.bincount(t_users, minlength=fit.n_users).astype(np.int64))
     rows = np.flatnonzero((np.diff(t_ptr) > 0) & (np.diff(h_ptr) > 0)).astype(np.int64)
-    full = EvalSet(np.arange(fit.n_users, dtype=np.int64), req_time, h_ptr, h_items, h_times, t_ptr, t_items, mask)
+    full = EvalSet(
+        np.arange(fit.n_users, dtype=np.int64), req_time, h_ptr, h_items, h_times, t_ptr, t_items, mask
+    )
     return full.subset(rows)
 
 
-def _temporal(data: Interactions, holdout: float, cutoff: int | None, mask: bool) -> tuple[Interactions, EvalSet, int]:
+def _temporal(
+    data: Interactions, holdout: float, cutoff: int | None, mask: bool
+) -> tuple[Interactions, EvalSet, int]:
     if not 0 < holdout < 1:
         raise ConfigError(f"temporal hold-out fraction must be in (0, 1), got {holdout}")
     t = cutoff if cutoff is not None else int(np.quantile(data.timestamp, 1 - holdout))
@@ -153,8 +183,15 @@ def _temporal(data: Interactions, holdout: float, cutoff: int | None, mask: bool
     return fit, _holdout_set(fit, held, np.full(data.n_users, t, dtype=np.int64), mask), t
 
 
-def build_split(dataset: Dataset, protocol: str, *, history_len: int = 50, mask_history: bool = True,
-                holdout: float = 0.1, cutoff: int | None = None) -> ProtocolSplit:
+def build_split(
+    dataset: Dataset,
+    protocol: str,
+    *,
+    history_len: int = 50,
+    mask_history: bool = True,
+    holdout: float = 0.1,
+    cutoff: int | None = None,
+) -> ProtocolSplit:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if history_len <= 0:

@@ -22,8 +22,9 @@ def _fmt(row: Mapping[str, Any], key: str) -> str:
     return f"{v:.4f}"
 
 
-def markdown_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] = DEFAULT_COLUMNS,
-                   ci: bool = True) -> str:
+def markdown_table(
+    rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] = DEFAULT_COLUMNS, ci: bool = True
+) -> str:
     """One row per run (name → result dict), metric columns with 95% bootstrap intervals."""
     cols = [c for c in columns if any(c in r for r in rows.values())]
     lines = ["| run | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
@@ -40,7 +41,9 @@ def _chart(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str], path: 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    cols = [c for c in columns if c not in ("gauc", "auc") and any(r.get(c) is not None for r in rows.values())]
+    cols = [
+        c for c in columns if c not in ("gauc", "auc") and any(r.get(c) is not None for r in rows.values())
+    ]
     names = list(rows)
     x = np.arange(len(cols))
     width = 0.8 / max(len(names), 1)
@@ -49,9 +52,13 @@ def _chart(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str], path: 
         r = rows[name]
         vals = [r.get(c) or 0.0 for c in cols]
         ci = r.get("ci", {})
-        err = [[max(0.0, v - (ci.get(c) or [v, v])[0] or 0.0) for c, v in zip(cols, vals, strict=True)],
-               [max(0.0, (ci.get(c) or [v, v])[1] - v if (ci.get(c) or [v, v])[1] is not None else 0.0)
-                for c, v in zip(cols, vals, strict=True)]]
+        err = [
+            [max(0.0, v - (ci.get(c) or [v, v])[0] or 0.0) for c, v in zip(cols, vals, strict=True)],
+            [
+                max(0.0, (ci.get(c) or [v, v])[1] - v if (ci.get(c) or [v, v])[1] is not None else 0.0)
+                for c, v in zip(cols, vals, strict=True)
+            ],
+        ]
         ax.bar(x + i * width, vals, width, yerr=err, capsize=2, label=name)
     ax.set_xticks(x + width * (len(names) - 1) / 2, cols)
     ax.set_ylabel("metric (95% bootstrap CI)")
@@ -62,11 +69,20 @@ def _chart(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str], path: 
     plt.close(fig)
 
 
-def write_report(rows: Mapping[str, Mapping[str, Any]], directory: Path, stem: str,
-                 columns: Sequence[str] = DEFAULT_COLUMNS, title: str | None = None) -> dict[str, Path]:
+def write_report(
+    rows: Mapping[str, Mapping[str, Any]],
+    directory: Path,
+    stem: str,
+    columns: Sequence[str] = DEFAULT_COLUMNS,
+    title: str | None = None,
+) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"json": directory / f"{stem}.json", "md": directory / f"{stem}.md", "png": directory / f"{stem}.png"}
+    paths = {
+        "json": directory / f"{stem}.json",
+        "md": directory / f"{stem}.md",
+        "png": directory / f"{stem}.png",
+    }
     paths["json"].write_text(json.dumps(rows, indent=2, sort_keys=True))
     head = f"# {title}\n\n" if title else ""
     paths["md"].write_text(head + markdown_table(rows, columns) + "\n")

@@ -136,7 +136,9 @@ def list_plugins(kinds: Iterable[str] = ("recall", "rank", "rerank")) -> list[Pl
                 cls = _load(kind, ep)
             except PluginError as exc:
                 log.warning("skipping broken %s plugin %r: %s", kind, ep.name, exc)
-                infos.append(PluginInfo(kind, ep.name, ep.value, dist_name, dist_version, None, False, str(exc)))
+                infos.append(
+                    PluginInfo(kind, ep.name, ep.value, dist_name, dist_version, None, False, str(exc))
+                )
                 continue
             infos.append(PluginInfo(kind, ep.name, ep.value, dist_name, dist_version, cls.core_api, True))
     return infos
@@ -171,7 +173,9 @@ def parse_config(cls: type[Stage], values: Mapping[str, Any]) -> StageConfig:
             loc = ".".join(str(p) for p in err["loc"]) or "(root)"
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{loc}: {msg}")
-        raise ConfigError(f"invalid config for {cls.kind} plugin {cls.name!r}: {'; '.join(problems)}") from None
+        raise ConfigError(
+            f"invalid config for {cls.kind} plugin {cls.name!r}: {'; '.join(problems)}"
+        ) from None
 
 
 def build_stage(kind: str, name: str, values: Mapping[str, Any], context: StageContext) -> Stage:

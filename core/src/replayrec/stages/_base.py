@@ -20,7 +20,16 @@ from replayrec.data._interactions import Catalog, Interactions
 from replayrec.errors import StageInputError
 from replayrec.stages._types import Candidate, Request
 
-__all__ = ["FloatArray", "Rank", "Recall", "Rerank", "Stage", "StageConfig", "StageContext", "topk_candidates"]
+__all__ = [
+    "FloatArray",
+    "Rank",
+    "Recall",
+    "Rerank",
+    "Stage",
+    "StageConfig",
+    "StageContext",
+    "topk_candidates",
+]
 
 FloatArray = npt.NDArray[np.floating[Any]]
 
@@ -151,7 +160,11 @@ class Rerank(Stage):
 
 
 def topk_candidates(
-    scores: FloatArray, k: int, exclude: npt.NDArray[np.int64], stage: str, valid: npt.NDArray[np.bool_] | None = None
+    scores: FloatArray,
+    k: int,
+    exclude: npt.NDArray[np.int64],
+    stage: str,
+    valid: npt.NDArray[np.bool_] | None = None,
 ) -> list[Candidate]:
     """Top-``k`` of a full score vector as candidates, skipping ``exclude`` and non-``valid`` items.
 

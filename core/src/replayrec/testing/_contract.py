@@ -11,6 +11,7 @@ Subclass the suite for your stage kind in the plugin's tests and provide a ``mak
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ MakeStage = Callable[[StageContext], Any]
 
 def _sorted(cands: list[Candidate]) -> bool:
     s = [c.score for c in cands]
-    return all(a >= b for a, b in zip(s, s[1:], strict=False))
+    return all(a >= b for a, b in itertools.pairwise(s))
 
 
 class _Common:
@@ -99,7 +100,8 @@ class RecallContract(_Common):
 
     def test_empty_history_is_served(self, stage: Recall, world: TinyWorld) -> None:
         out = stage.retrieve(Request.create(-1, int(world.train.timestamp.max())), 5)
-        assert len(out) <= 5 and _sorted(out)
+        assert len(out) <= 5
+        assert _sorted(out)
 
     def test_history_items_allowed_when_asked(self, stage: Recall, world: TinyWorld) -> None:
         r = world.requests[1]
@@ -112,7 +114,9 @@ class RecallContract(_Common):
 
     def test_batch_matches_single_requests(self, stage: Recall, world: TinyWorld) -> None:
         batch = stage.retrieve_batch(world.requests, 7)
-        assert [[c.item for c in b] for b in batch] == [[c.item for c in stage.retrieve(r, 7)] for r in world.requests]
+        assert [[c.item for c in b] for b in batch] == [
+            [c.item for c in stage.retrieve(r, 7)] for r in world.requests
+        ]
 
     def test_full_scores_agree_with_retrieve(self, stage: Recall, world: TinyWorld) -> None:
         if not stage.supports_full_ranking:

@@ -31,13 +31,20 @@ class TinyWorld:
 
 
 def tiny_world(seed: int = 0, n_users: int = 120, n_items: int = 80) -> TinyWorld:
-    cfg = WorldConfig(n_users=n_users, n_items=n_items, n_topics=6, n_events=4_000, seed=seed, horizon_days=30)
+    cfg = WorldConfig(
+        n_users=n_users, n_items=n_items, n_topics=6, n_events=4_000, seed=seed, horizon_days=30
+    )
     w = generate_world(cfg)
     ev = w.events
     cut = int(np.quantile(ev["timestamp"], 0.8))
     train_ev = ev[ev["timestamp"] < cut]
-    train = Interactions(train_ev["user"].to_numpy(), train_ev["item"].to_numpy(), train_ev["timestamp"].to_numpy(),
-                         n_users, n_items)
+    train = Interactions(
+        train_ev["user"].to_numpy(),
+        train_ev["item"].to_numpy(),
+        train_ev["timestamp"].to_numpy(),
+        n_users,
+        n_items,
+    )
     catalog = Catalog.anonymous(n_items, n_groups=6)
     seqs = train.sequences
     requests = []

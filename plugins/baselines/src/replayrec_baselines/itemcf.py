@@ -22,7 +22,15 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from replayrec.errors import ConfigError
-from replayrec.stages import Candidate, FloatArray, Recall, Request, StageConfig, StageContext, topk_candidates
+from replayrec.stages import (
+    Candidate,
+    FloatArray,
+    Recall,
+    Request,
+    StageConfig,
+    StageContext,
+    topk_candidates,
+)
 
 __all__ = ["ItemCF", "ItemCFConfig", "prune_rows"]
 
@@ -86,7 +94,9 @@ class ItemCF(Recall):
             self._dense = self._fit_ease(x)
         counts = train.item_counts.astype(np.float64)
         smallest = self._smallest_positive()
-        self._prior = (counts / max(counts.max(), 1.0)) * smallest * 1e-3 if self.cfg.popularity_fallback else None
+        self._prior = (
+            (counts / max(counts.max(), 1.0)) * smallest * 1e-3 if self.cfg.popularity_fallback else None
+        )
 
     def _smallest_positive(self) -> float:
         data = self._sim.data if self._sim is not None else self._dense
@@ -142,8 +152,10 @@ class ItemCF(Recall):
             vals.append(w)
         if not rows:
             return sp.csr_matrix((len(requests), self.n_items))
-        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(len(requests), self.n_items))
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(len(requests), self.n_items),
+        )
 
     def score_all(self, requests: Sequence[Request]) -> FloatArray:
         h = self._history_matrix(requests)

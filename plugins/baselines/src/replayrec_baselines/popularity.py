@@ -9,7 +9,15 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from replayrec.stages import Candidate, FloatArray, Recall, Request, StageConfig, StageContext, topk_candidates
+from replayrec.stages import (
+    Candidate,
+    FloatArray,
+    Recall,
+    Request,
+    StageConfig,
+    StageContext,
+    topk_candidates,
+)
 
 __all__ = ["Popularity", "PopularityConfig"]
 

@@ -1,0 +1,39 @@
+# replayrec — developer entry points. `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := core $(sort $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml)))
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint typecheck pytest clean
+
+$(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt \
+		-r requirements/lock.txt $(addprefix -e ,$(PACKAGES))
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## main job: prepare the data (real Amazon Books when present, else the synthetic world) and report the baselines
+demo: setup
+	$(BIN)/replayrec data prepare
+	$(BIN)/replayrec report baselines
+
+## every check CI runs: lint, strict types on core, the test suite
+test: lint typecheck pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .replayrec .pytest_cache .mypy_cache .ruff_cache

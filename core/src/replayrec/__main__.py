@@ -1,0 +1,3 @@
+from replayrec.cli import main
+
+main()
