@@ -71,8 +71,8 @@ def run_evaluation(
 ) -> EvalResult:
     """Fit ``plugin`` (or the cascade) on the protocol's training events and evaluate it."""
     protocol = protocol or DATASETS[ds.name].protocol
-    hist = history_len or (10**9 if protocol == "given" else 50)
-    split = build_split(ds, protocol, history_len=hist, mask_history=mask, holdout=holdout)
+    split = build_split(ds, protocol, history_len=history_len, mask_history=mask, holdout=holdout)
+    hist = split.history_len
     ev = split.test if split_name == "test" else split.valid
     if ev is None:
         raise ConfigError(f"protocol {protocol} has no {split_name} split")
@@ -114,7 +114,7 @@ def run_evaluation(
         "split": split_name,
         "plugin": label,
         "config": options,
-        "history_len": None if hist >= 10**9 else hist,
+        "history_len": hist,
         "mask_history": mask,
         "fit_seconds": round(fit_s, 3),
     }

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from replayrec import __version__
+from replayrec.cli._bench import bench
 from replayrec.cli._data import data
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._plugins import plugins
@@ -42,6 +43,7 @@ cli.add_command(plugins)
 cli.add_command(evaluate_cmd)
 cli.add_command(recommend_cmd)
 cli.add_command(report)
+cli.add_command(bench)
 
 
 def main() -> None:

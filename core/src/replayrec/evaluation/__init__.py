@@ -10,10 +10,11 @@ from replayrec.evaluation._evaluate import (
     target_ranks,
 )
 from replayrec.evaluation._metrics import group_auc, metric_names, per_user_metrics
-from replayrec.evaluation._protocols import PROTOCOLS, EvalSet, ProtocolSplit, build_split
+from replayrec.evaluation._protocols import DEFAULT_HISTORY, PROTOCOLS, EvalSet, ProtocolSplit, build_split
 from replayrec.evaluation._report import markdown_table, write_report
 
 __all__ = [
+    "DEFAULT_HISTORY",
     "DEFAULT_KS",
     "PROTOCOLS",
     "EvalResult",

@@ -55,7 +55,7 @@ def _clean(v: float) -> float | None:
     return None if not np.isfinite(v) else round(float(v), 6)
 
 
-def build_requests(ev: EvalSet, rows: I64, history_len: int) -> list[Request]:
+def build_requests(ev: EvalSet, rows: I64, history_len: int | None) -> list[Request]:
     """Requests for ``rows``: history capped at the last ``history_len`` events, exclusions per protocol."""
     reqs = []
     for r in rows:
@@ -64,8 +64,8 @@ def build_requests(ev: EvalSet, rows: I64, history_len: int) -> list[Request]:
             Request(
                 user=int(ev.users[r]),
                 timestamp=int(ev.times[r]),
-                history=items[-history_len:],
-                history_times=times[-history_len:],
+                history=items if history_len is None else items[-history_len:],
+                history_times=times if history_len is None else times[-history_len:],
                 exclude=ev.exclusions(int(r)),
             )
         )
@@ -134,7 +134,7 @@ def evaluate(
     ev: EvalSet,
     *,
     n_items: int,
-    history_len: int = 50,
+    history_len: int | None = 50,
     ks: tuple[int, ...] = DEFAULT_KS,
     batch_size: int = 1024,
     n_boot: int = 1000,

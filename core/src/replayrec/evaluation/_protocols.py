@@ -28,6 +28,9 @@ __all__ = ["PROTOCOLS", "EvalSet", "ProtocolSplit", "build_split"]
 I64 = npt.NDArray[np.int64]
 Protocol = Literal["loo", "given", "temporal"]
 PROTOCOLS: tuple[str, ...] = ("loo", "given", "temporal")
+#: history given to the model by default: the last 50 items (the published protocol); all of them for
+#: ``given``, whose training items have no order
+DEFAULT_HISTORY: dict[str, int | None] = {"loo": 50, "temporal": 50, "given": None}
 
 
 def _ptr(lengths: I64) -> I64:
@@ -100,7 +103,7 @@ class ProtocolSplit:
     fit: Interactions
     test: EvalSet
     valid: EvalSet | None
-    history_len: int
+    history_len: int | None  # items of history given to the model; None: all of them
 
 
 def _loo(data: Interactions, mask: bool) -> tuple[Interactions, EvalSet, EvalSet]:
@@ -187,14 +190,16 @@ def build_split(
     dataset: Dataset,
     protocol: str,
     *,
-    history_len: int = 50,
+    history_len: int | None = None,
     mask_history: bool = True,
     holdout: float = 0.1,
     cutoff: int | None = None,
 ) -> ProtocolSplit:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-    if history_len <= 0:
+    if history_len is None:
+        history_len = DEFAULT_HISTORY[protocol]
+    elif history_len <= 0:
         raise ConfigError(f"history length must be positive, got {history_len}")
     if protocol == "given":
         fit, test = _given(dataset, mask_history)

@@ -50,15 +50,14 @@ def _chart(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str], path: 
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(cols)), 4), dpi=110)
     for i, name in enumerate(names):
         r = rows[name]
-        vals = [r.get(c) or 0.0 for c in cols]
+        vals: list[float] = [float(r[c]) if r.get(c) is not None else np.nan for c in cols]
         ci = r.get("ci", {})
+        bounds = [ci.get(c) or [v, v] for c, v in zip(cols, vals, strict=True)]
         err = [
-            [max(0.0, v - (ci.get(c) or [v, v])[0] or 0.0) for c, v in zip(cols, vals, strict=True)],
-            [
-                max(0.0, (ci.get(c) or [v, v])[1] - v if (ci.get(c) or [v, v])[1] is not None else 0.0)
-                for c, v in zip(cols, vals, strict=True)
-            ],
+            [max(0.0, v - lo) if lo is not None else 0.0 for v, (lo, _) in zip(vals, bounds, strict=True)],
+            [max(0.0, hi - v) if hi is not None else 0.0 for v, (_, hi) in zip(vals, bounds, strict=True)],
         ]
+        err = np.nan_to_num(np.asarray(err, dtype=float)).tolist()
         ax.bar(x + i * width, vals, width, yerr=err, capsize=2, label=name)
     ax.set_xticks(x + width * (len(names) - 1) / 2, cols)
     ax.set_ylabel("metric (95% bootstrap CI)")

@@ -1,0 +1,147 @@
+"""``replayrec bench …``: timings that print numbers (medians over repeats) and can write JSON."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from replayrec.cli._common import echo_json, info, resolve_dataset, settings_of
+from replayrec.data import DATASETS, WorldConfig, generate_world
+from replayrec.evaluation import build_requests, build_split, evaluate
+from replayrec.evaluation._protocols import EvalSet
+from replayrec.plugins import build_stage
+from replayrec.stages import Recall, StageContext
+
+__all__ = ["bench"]
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (print medians over repeated runs; --json / --out for machine-readable results)."""
+
+
+def _per_user_reference(stage: Recall, ev: EvalSet, n_users: int, history_len: int | None) -> float:
+    """The usual per-user loop: score, mask, full argsort, find the target; seconds for ``n_users``."""
+    t0 = time.perf_counter()
+    for r in range(n_users):
+        req = build_requests(ev, np.array([r]), history_len)[0]
+        s = np.asarray(stage.score_all([req])[0], dtype=np.float64).copy()
+        s[req.exclude] = -np.inf
+        order = np.argsort(-s, kind="stable")
+        pos = np.flatnonzero(np.isin(order, ev.targets(r)))
+        _ = (1.0 / np.log2(pos + 2.0))[pos < 10].sum()
+    return time.perf_counter() - t0
+
+
+def _emit(result: dict[str, Any], as_json: bool, out: Path | None) -> None:
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    if as_json:
+        echo_json(result)
+    else:
+        for k, v in result.items():
+            click.echo(f"{k:>28}: {v}")
+
+
+@bench.command("evaluate")
+@click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
+@click.option("--plugin", default="popularity", show_default=True)
+@click.option("--repeat", type=int, default=3, show_default=True)
+@click.option(
+    "--reference-users",
+    type=int,
+    default=500,
+    show_default=True,
+    help="users timed with the per-user reference loop (extrapolated to all users)",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), help="also write the result as JSON here")
+@click.pass_context
+def bench_evaluate(
+    ctx: click.Context,
+    name: str | None,
+    plugin: str,
+    repeat: int,
+    reference_users: int,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Full-ranking evaluation speed (vectorised) against a per-user argsort loop, same model, same run."""
+    settings = settings_of(ctx)
+    ds = resolve_dataset(settings, name)
+    protocol = DATASETS[ds.name].protocol
+    split = build_split(ds, protocol)
+    hist = split.history_len
+    stage = build_stage("recall", plugin, {}, StageContext(ds.catalog, split.fit, seed=settings.seed))
+    if not isinstance(stage, Recall):
+        raise click.UsageError(f"{plugin} is not a recall plugin")
+    times = []
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        evaluate(stage, split.test, n_items=ds.n_items, history_len=hist, n_boot=0)
+        times.append(time.perf_counter() - t0)
+        info(f"run {i + 1}/{repeat}: {times[-1]:.2f}s")
+    n_ref = min(reference_users, len(split.test))
+    ref = [_per_user_reference(stage, split.test, n_ref, hist) for _ in range(repeat)]
+    per_user_ref = statistics.median(ref) / n_ref
+    med = statistics.median(times)
+    _emit(
+        {
+            "dataset": ds.name,
+            "protocol": protocol,
+            "plugin": plugin,
+            "users": len(split.test),
+            "items": ds.n_items,
+            "repeats": repeat,
+            "vectorised_median_s": round(med, 3),
+            "vectorised_runs_s": [round(t, 3) for t in times],
+            "reference_per_user_loop_s (extrapolated)": round(per_user_ref * len(split.test), 1),
+            "reference_users_timed": n_ref,
+            "speedup": round(per_user_ref * len(split.test) / med, 1),
+        },
+        as_json,
+        out,
+    )
+
+
+@bench.command("synthetic")
+@click.option("--events", type=int, default=10_000_000, show_default=True)
+@click.option("--users", type=int, default=200_000, show_default=True)
+@click.option("--items", type=int, default=100_000, show_default=True)
+@click.option("--repeat", type=int, default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path))
+def bench_synthetic(
+    events: int, users: int, items: int, repeat: int, as_json: bool, out: Path | None
+) -> None:
+    """Time the synthetic world generator."""
+    cfg = WorldConfig(n_events=events, n_users=users, n_items=items, n_topics=100)
+    times, kept = [], 0
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        w = generate_world(cfg.model_copy(update={"seed": i}))
+        times.append(time.perf_counter() - t0)
+        kept = len(w.events)
+        info(f"run {i + 1}/{repeat}: {times[-1]:.1f}s, {kept:,} events after de-duplication")
+    med = statistics.median(times)
+    _emit(
+        {
+            "events_requested": events,
+            "events_after_dedup": kept,
+            "users": users,
+            "items": items,
+            "repeats": repeat,
+            "median_s": round(med, 2),
+            "runs_s": [round(t, 2) for t in times],
+            "events_per_s": int(events / med),
+        },
+        as_json,
+        out,
+    )
