@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow.parquet as pq
 
 from replayrec.config import Settings
 from replayrec.data._interactions import Catalog, Interactions
@@ -116,15 +117,23 @@ def ensure_prepared(
     return path, True
 
 
+def _read(path: Path) -> pd.DataFrame:
+    # pyarrow.parquet directly: pandas.read_parquet goes through pyarrow.dataset, whose thread pool
+    # (pyarrow 25) intermittently aborts the interpreter at exit ("terminate called without an active
+    # exception"): seen in 4 of 20 runs, none of 30 this way
+    frame: pd.DataFrame = pq.read_table(path).to_pandas()
+    return frame
+
+
 def load_dataset(name: str, settings: Settings) -> Dataset:
     get_spec(name)
     path = prepared_path(name, settings)
     if not (path / "manifest.json").is_file():
         raise DataError(f"dataset {name!r} is not prepared; run: replayrec data prepare --dataset {name}")
     manifest = json.loads((path / "manifest.json").read_text())
-    events = pd.read_parquet(path / "events.parquet")
-    items = pd.read_parquet(path / "items.parquet")
-    users = pd.read_parquet(path / "users.parquet")
+    events = _read(path / "events.parquet")
+    items = _read(path / "items.parquet")
+    users = _read(path / "users.parquet")
     return Dataset(name, path, events, items, users, manifest)
 
 
