@@ -32,21 +32,20 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(data_dir=_data_dir(), state_dir=tmp_path_factory.mktemp("real-state"))
 
 
-@pytest.fixture(scope="session")
-def books(real_settings: Settings):  # type: ignore[no-untyped-def]
-    if not has_dataset("amazon-books-2014-1m"):
-        pytest.skip("amazon-books-2014-1m not present in the data directory")
+def _prepared(name: str, settings: Settings):  # type: ignore[no-untyped-def]
+    if not has_dataset(name):
+        pytest.skip(f"{name} not present in the data directory")
     from replayrec.data import load_dataset
 
-    ensure_prepared("amazon-books-2014-1m", real_settings)
-    return load_dataset("amazon-books-2014-1m", real_settings)
+    ensure_prepared(name, settings)
+    return load_dataset(name, settings)
+
+
+@pytest.fixture(scope="session")
+def books(real_settings: Settings):  # type: ignore[no-untyped-def]
+    return _prepared("amazon-books-2014-1m", real_settings)
 
 
 @pytest.fixture(scope="session")
 def kgat(real_settings: Settings):  # type: ignore[no-untyped-def]
-    if not has_dataset("amazon-book-kgat"):
-        pytest.skip("amazon-book-kgat not present in the data directory")
-    from replayrec.data import load_dataset
-
-    ensure_prepared("amazon-book-kgat", real_settings)
-    return load_dataset("amazon-book-kgat", real_settings)
+    return _prepared("amazon-book-kgat", real_settings)
