@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := core $(sort $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml)))
+PACKAGES := core[train] $(sort $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml)))
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint typecheck pytest clean
@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt \
-		-r requirements/lock.txt $(addprefix -e ,$(PACKAGES))
+		-r requirements/lock.txt $(foreach p,$(PACKAGES),-e '$(p)')
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -145,3 +145,70 @@ def bench_synthetic(
         as_json,
         out,
     )
+
+
+def _latencies(stage: Recall, requests: list[Any], k: int) -> dict[str, float]:
+    for r in requests[:20]:  # warm caches
+        stage.retrieve(r, k)
+    times = []
+    for r in requests:
+        t0 = time.perf_counter()
+        stage.retrieve(r, k)
+        times.append((time.perf_counter() - t0) * 1000)
+    arr = np.asarray(times)
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 3),
+        "p99_ms": round(float(np.percentile(arr, 99)), 3),
+        "mean_ms": round(float(arr.mean()), 3),
+    }
+
+
+@bench.command("recall")
+@click.argument("plugin")
+@click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="trained artifact of PLUGIN")
+@click.option("-k", "--k", "k", type=int, default=200, show_default=True)
+@click.option("--requests", "n_requests", type=int, default=2000, show_default=True)
+@click.option("--baseline", default="itemcf", show_default=True, help="plugin timed in the same run")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path))
+@click.pass_context
+def bench_recall(
+    ctx: click.Context,
+    plugin: str,
+    name: str | None,
+    model_path: Path | None,
+    k: int,
+    n_requests: int,
+    baseline: str,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Per-request retrieve(request, k) latency on one core (BLAS and torch limited to one thread)."""
+    from threadpoolctl import threadpool_limits
+
+    from replayrec.cli._eval import _artifact_stage_config
+
+    settings = settings_of(ctx)
+    ds = resolve_dataset(settings, name)
+    split = build_split(ds, DATASETS[ds.name].protocol)
+    rows = np.random.default_rng(settings.seed).choice(
+        len(split.test), min(n_requests, len(split.test)), replace=False
+    )
+    requests = build_requests(split.test, np.sort(rows).astype(np.int64), split.history_len or 50)
+    result: dict[str, Any] = {"dataset": ds.name, "items": ds.n_items, "k": k, "requests": len(requests)}
+    with threadpool_limits(limits=1):
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
+        for label, name_, path in ((plugin, plugin, model_path), (f"{baseline} (baseline)", baseline, None)):
+            opts = _artifact_stage_config(path, ds.name, name_) if path is not None else {}
+            ctx_ = StageContext(ds.catalog, split.fit, artifact=path, seed=settings.seed)
+            stage = build_stage("recall", name_, opts, ctx_)
+            if not isinstance(stage, Recall):
+                raise click.UsageError(f"{name_} is not a recall plugin")
+            result[label] = _latencies(stage, requests, k)
+    _emit(result, as_json, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,7 @@ def run_evaluation(
     cascade_path: Path | None = None,
     split_name: str = "test",
     ks: tuple[int, ...] = DEFAULT_KS,
+    model_path: Path | None = None,
     history_len: int | None = None,
     mask: bool = True,
     n_boot: int = 1000,
@@ -76,7 +78,9 @@ def run_evaluation(
     ev = split.test if split_name == "test" else split.valid
     if ev is None:
         raise ConfigError(f"protocol {protocol} has no {split_name} split")
-    ctx = StageContext(catalog=ds.catalog, train=split.fit, seed=settings.seed)
+    ctx = StageContext(catalog=ds.catalog, train=split.fit, seed=settings.seed, artifact=model_path)
+    if model_path is not None:
+        options = {**_artifact_stage_config(model_path, ds.name, plugin), **options}
     t0 = time.perf_counter()
     model: Recall | ListFn
     if cascade_path is not None:
@@ -121,6 +125,19 @@ def run_evaluation(
     return res
 
 
+def _artifact_stage_config(path: Path, dataset: str, plugin: str | None) -> dict[str, Any]:
+    """The serving config saved with a trained artifact, after checking it fits this evaluation."""
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise ConfigError(f"{path} is not a replayrec model artifact (no meta.json)")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("dataset") != dataset:
+        raise ConfigError(f"model {path} was trained on {meta.get('dataset')!r}, not {dataset!r}")
+    if plugin is not None and meta.get("plugin") != plugin:
+        raise ConfigError(f"model {path} is a {meta.get('plugin')!r} model, not {plugin!r}")
+    return dict(meta.get("stage_config", {}))
+
+
 def _cascade_lists(cascade: Cascade) -> ListFn:
     def run(requests: Sequence[Request], depth: int) -> list[list[Candidate]]:
         return [cascade.recommend(r, k=depth) for r in requests]
@@ -150,6 +167,9 @@ def _cascade_lists(cascade: Cascade) -> ListFn:
     "--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="bootstrap resamples (0: none)"
 )
 @click.option("--holdout", type=float, default=0.1, show_default=True, help="temporal: held-out fraction")
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path), help="trained model artifact directory"
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def evaluate_cmd(
@@ -165,12 +185,13 @@ def evaluate_cmd(
     no_mask: bool,
     n_boot: int,
     holdout: float,
+    model_path: Path | None,
     as_json: bool,
 ) -> None:
     """Evaluate a recall plugin (exact full ranking) or a cascade on a dataset and protocol."""
     settings = settings_of(ctx)
     options = parse_sets(sets)
-    if plugin is not None:  # fail fast, before any data is loaded
+    if plugin is not None and model_path is None:  # fail fast, before any data is loaded
         parse_config(load_stage_class("recall", plugin), options)
     ds = resolve_dataset(settings, name)
     res = run_evaluation(
@@ -186,6 +207,7 @@ def evaluate_cmd(
         mask=not no_mask,
         n_boot=n_boot,
         holdout=holdout,
+        model_path=model_path,
     )
     out = res.to_dict()
     stem = f"evaluate-{ds.name}-{out['protocol']}-{(plugin or 'cascade')}"

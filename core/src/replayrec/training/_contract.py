@@ -1,0 +1,56 @@
+"""What core hands a trainable plugin, and what the plugin hands back.
+
+The plugin's ``replayrec.trainers`` entry point is a ``build(config, data) -> TrainingJob`` function; core's
+runner (``replayrec train``) drives the job with Lightning, tracks it in MLflow and saves its artifact.
+Nothing
+here imports torch or Lightning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from replayrec.data import Catalog, Interactions
+from replayrec.evaluation import EvalSet
+from replayrec.stages import Recall
+
+__all__ = ["ARTIFACT_META", "ARTIFACT_WEIGHTS", "TrainData", "TrainingJob"]
+
+ARTIFACT_WEIGHTS = "model.pt"  # a state_dict of tensors, loadable with torch.load(weights_only=True)
+ARTIFACT_META = "meta.json"  # plugin, config, dataset, metrics (written by core)
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Training input: the events to fit and the validation requests (for early stopping)."""
+
+    dataset: str
+    protocol: str
+    catalog: Catalog
+    fit: Interactions
+    valid: EvalSet | None
+    history_len: int | None
+    seed: int
+
+
+@runtime_checkable
+class TrainingJob(Protocol):
+    """A plugin's training job: the Lightning pieces plus how to serve and save what it learned."""
+
+    name: str
+    config: Any  # the plugin's validated training config (a pydantic model)
+
+    def lightning_module(self) -> Any:
+        """The ``LightningModule`` to fit."""
+
+    def train_dataloader(self) -> Any:
+        """An iterable of training batches (re-iterated every epoch)."""
+
+    def stage(self) -> Recall:
+        """A serving-time stage over the module's *current* weights (used for validation)."""
+
+    def export(self, directory: Path) -> Mapping[str, Any]:
+        """Write ``model.pt`` (and any extra files) into ``directory``; return the serving config."""

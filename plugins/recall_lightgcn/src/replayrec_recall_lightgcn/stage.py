@@ -1,0 +1,108 @@
+"""Serving-time LightGCN recall: exact top-K over all items with one matrix-vector product.
+
+The user vector is folded in from the request's history (LightGCN's own aggregation with the trained item
+layer embeddings), so an event that was never in the training graph changes the recall at once. No
+Lightning, no training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from replayrec.errors import ConfigError
+from replayrec.stages import (
+    Candidate,
+    FloatArray,
+    Recall,
+    Request,
+    StageConfig,
+    StageContext,
+    topk_candidates,
+)
+from replayrec_recall_lightgcn.config import LightGCNConfig
+
+__all__ = ["WEIGHT_KEYS", "LightGCNRecall", "load_weights"]
+
+F32 = npt.NDArray[np.float32]
+#: tensors in ``model.pt``: final user (U, D) and item (I, D) embeddings, item fold-in vectors (I, D)
+WEIGHT_KEYS = ("user_embedding", "item_embedding", "item_fold_in")
+
+
+def load_weights(path: Path) -> dict[str, F32]:
+    """Read ``model.pt`` (a directory holding it, or the file) without executing pickled code."""
+    import torch
+
+    file = path / "model.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(f"lightgcn: no model file at {file}")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"lightgcn: cannot load {file}: {type(exc).__name__}: {exc}") from None
+    missing = [k for k in WEIGHT_KEYS if k not in state]
+    if missing:
+        raise ConfigError(f"lightgcn: {file} lacks tensors {missing}")
+    return {k: np.ascontiguousarray(state[k].numpy(), dtype=np.float32) for k in WEIGHT_KEYS}
+
+
+class LightGCNRecall(Recall):
+    name: ClassVar[str] = "lightgcn"
+    Config: ClassVar[type[StageConfig]] = LightGCNConfig
+    core_api: ClassVar[str] = "1.0"
+    supports_full_ranking: ClassVar[bool] = True
+
+    def __init__(self, config: StageConfig, context: StageContext) -> None:
+        super().__init__(config, context)
+        self.cfg = LightGCNConfig.model_validate(config.model_dump())
+        weights = context.extras.get("weights")
+        if weights is None:
+            if context.artifact is None:
+                raise ConfigError(
+                    "lightgcn needs a trained model: pass --model <artifact> (replayrec train lightgcn)"
+                )
+            weights = load_weights(context.artifact)
+        self._users: F32 = weights["user_embedding"]
+        self._items: F32 = weights["item_embedding"]
+        self._fold: F32 = weights["item_fold_in"]
+        self._mean_user: F32 = self._users.mean(axis=0).astype(np.float32)
+        if self._items.shape[0] != context.n_items:
+            raise ConfigError(
+                f"lightgcn: the model has {self._items.shape[0]} items, the catalogue {context.n_items}; "
+                "was it trained on another dataset?"
+            )
+
+    def _user_vector(self, request: Request) -> F32:
+        h = request.history
+        fold = self._mean_user  # no history: the average user, a popularity-like prior
+        if h.size:
+            w = np.exp(-self.cfg.recency_decay * np.arange(h.size - 1, -1, -1, dtype=np.float32))
+            fold = (w @ self._fold[h]) / np.float32(np.sqrt(w.sum()))
+        known = 0 <= request.user < self._users.shape[0]
+        if self.cfg.user_vector == "trained" and known:
+            return self._users[request.user]
+        if self.cfg.user_vector == "blend" and known:
+            out: F32 = fold + np.float32(self.cfg.blend_weight) * self._users[request.user]
+            return out
+        return fold
+
+    def score_all(self, requests: Sequence[Request]) -> FloatArray:
+        for r in requests:
+            self.check_request(r)
+        users = (
+            np.stack([self._user_vector(r) for r in requests])
+            if requests
+            else np.zeros((0, self._items.shape[1]))
+        )
+        out: FloatArray = users.astype(np.float32) @ self._items.T
+        return out
+
+    def retrieve(self, request: Request, k: int) -> list[Candidate]:
+        self.check_request(request)
+        self.check_k(k)
+        scores = self._items @ self._user_vector(request)
+        return topk_candidates(scores, k, request.exclude, self.name)
