@@ -41,7 +41,10 @@ class TrainingJob(Protocol):
     """A plugin's training job: the Lightning pieces plus how to serve and save what it learned."""
 
     name: str
-    config: Any  # the plugin's validated training config (a pydantic model)
+    #: the plugin's validated training config (a pydantic model); the runner reads these optional keys:
+    #: ``epochs``, ``eval_every``, ``patience``, ``monitor`` (a metric name such as ``ndcg@20``) and
+    #: ``lr_decay_on_plateau`` (learning-rate factor after a validation check without improvement)
+    config: Any
 
     def lightning_module(self) -> Any:
         """The ``LightningModule`` to fit."""

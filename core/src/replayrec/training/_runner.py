@@ -86,6 +86,7 @@ def _validation_callback(
     every: int,
     patience: int,
     history: list[dict[str, float]],
+    lr_decay: float = 1.0,
 ) -> Any:
     import lightning as L
     import torch
@@ -127,6 +128,10 @@ def _validation_callback(
                     self.best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
                 else:
                     self.bad_checks += 1
+                    if lr_decay < 1.0:  # reduce the learning rate on a plateau
+                        for opt in trainer.optimizers:
+                            for group in opt.param_groups:
+                                group["lr"] *= lr_decay
                     if self.bad_checks >= patience:
                         trainer.should_stop = True
             history.append(row)
@@ -187,7 +192,13 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
     monitor = str(cfg.get("monitor", "ndcg@20"))
     history: list[dict[str, float]] = []
     callback = _validation_callback(
-        job, data, monitor, int(cfg.get("eval_every", 1)), int(cfg.get("patience", 5)), history
+        job,
+        data,
+        monitor,
+        int(cfg.get("eval_every", 1)),
+        int(cfg.get("patience", 5)),
+        history,
+        float(cfg.get("lr_decay_on_plateau", 1.0)),
     )
     uri = tracking_uri(settings, opts.tracking_uri)
     exp_name = f"replayrec-{plugin}"
