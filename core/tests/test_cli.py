@@ -74,7 +74,10 @@ def test_synthetic_fallback_prepare_evaluate_recommend(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["evaluate", "--plugin", "nope"], "unknown recall plugin 'nope'; available: itemcf, lightgcn, popularity"),
+        (
+            ["evaluate", "--plugin", "nope"],
+            "unknown recall plugin 'nope'; available: itemcf, lightgcn, popularity",
+        ),
         (["evaluate", "--plugin", "itemcf", "--set", "colour=red"], "colour: unknown key"),
         (["recommend", "--user", "no-such-user"], "user 'no-such-user' not found in dataset synthetic"),
         (["evaluate", "--plugin", "itemcf", "--protocol", "given"], "has no given train/test split"),

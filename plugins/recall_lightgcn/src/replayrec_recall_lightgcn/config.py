@@ -39,7 +39,7 @@ class LightGCNTrainConfig(BaseModel):
     eval_every: int = Field(default=5, gt=0, description="epochs between validation checks")
     monitor: str = "ndcg@20"
     lr_decay_on_plateau: float = Field(
-        default=0.5,
+        default=1.0,
         gt=0,
         le=1,
         description="multiply the learning rate by this after a check without improvement",
