@@ -38,6 +38,10 @@ class LightGCNTrainConfig(BaseModel):
     )
     eval_every: int = Field(default=5, gt=0, description="epochs between validation checks")
     monitor: str = "ndcg@20"
+    lr_step_epoch: int | None = Field(
+        default=None, gt=0, description="multiply lr by lr_step_factor from here"
+    )
+    lr_step_factor: float = Field(default=0.1, gt=0, le=1)
     lr_decay_on_plateau: float = Field(
         default=1.0,
         gt=0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 
@@ -27,5 +29,11 @@ class LightGCNModule(L.LightningModule):
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=users.shape[0])
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.config.lr)
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
+        if self.config.lr_step_epoch is None:
+            return opt
+        step = torch.optim.lr_scheduler.MultiStepLR(
+            opt, [self.config.lr_step_epoch], self.config.lr_step_factor
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": step, "interval": "epoch"}}
