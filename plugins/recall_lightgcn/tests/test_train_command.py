@@ -80,6 +80,9 @@ def test_train_saves_a_loadable_artifact(trained) -> None:
     assert meta["plugin_version"] == "0.1.0"
     assert meta["epochs_run"] == 4
     assert (art / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    ids = json.loads((art / "ids.json").read_text())
+    assert len(ids["items"]) == 300
+    assert len(ids["users"]) == 400
     assert set(out["val"]) >= {"ndcg@10", "hr@10", "recall@20", "ndcg@20"}
     assert out["seconds_per_epoch"] > 0
 
@@ -97,7 +100,7 @@ def test_run_is_tracked_in_mlflow(trained) -> None:
     assert losses[-1].value < losses[0].value, "the loss goes down"
     assert len(client.get_metric_history(out["run_id"], "val_ndcg_at_20")) == 2
     names = {a.path for a in client.list_artifacts(out["run_id"])}
-    assert {"model.pt", "meta.json", "curves.png"} <= names
+    assert {"model.pt", "meta.json", "curves.png", "ids.json"} <= names
 
 
 def test_evaluate_accepts_the_artifact(trained) -> None:

@@ -17,10 +17,11 @@ from replayrec.data import Catalog, Interactions
 from replayrec.evaluation import EvalSet
 from replayrec.stages import Recall
 
-__all__ = ["ARTIFACT_META", "ARTIFACT_WEIGHTS", "TrainData", "TrainingJob"]
+__all__ = ["ARTIFACT_IDS", "ARTIFACT_META", "ARTIFACT_WEIGHTS", "TrainData", "TrainingJob"]
 
 ARTIFACT_WEIGHTS = "model.pt"  # a state_dict of tensors, loadable with torch.load(weights_only=True)
 ARTIFACT_META = "meta.json"  # plugin, config, dataset, metrics (written by core)
+ARTIFACT_IDS = "ids.json"  # {"items": [raw id of dense item 0, ...], "users": [...]} (written by core)
 
 
 @dataclass(frozen=True)

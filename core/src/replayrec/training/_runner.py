@@ -27,7 +27,7 @@ from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError, PluginError
 from replayrec.evaluation import build_split, evaluate
 from replayrec.plugins import load_trainer
-from replayrec.training._contract import ARTIFACT_META, TrainData, TrainingJob
+from replayrec.training._contract import ARTIFACT_IDS, ARTIFACT_META, TrainData, TrainingJob
 from replayrec.training._validation import validation_set
 
 __all__ = ["TrainOptions", "run_training", "tracking_uri"]
@@ -267,6 +267,9 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
     }
     (artifact / ARTIFACT_META).write_text(json.dumps(meta, indent=2, sort_keys=True))
     (artifact / "history.json").write_text(json.dumps(history, indent=2))
+    # dense id -> the dataset's raw id, so the model can be served against the shop's own ids
+    ids = {"items": [str(x) for x in ds.catalog.raw_ids], "users": [str(x) for x in ds.users["raw_id"]]}
+    (artifact / ARTIFACT_IDS).write_text(json.dumps(ids))
     _curves(history, artifact / "curves.png", monitor)
 
     import mlflow
