@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from replayrec.cli._eval import run_evaluation
+from replayrec.testing import run_cli
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -18,16 +16,8 @@ KEYS = ("ndcg@10", "hr@10", "recall@20", "ndcg@20", "recall@200", "mrr", "auc", 
 
 @pytest.mark.parametrize("plugin", ["popularity", "itemcf"])
 def test_cli_evaluates_baselines_on_books_loo(books, real_settings, plugin: str) -> None:
-    env = {
-        **os.environ,
-        "REPLAYREC_STATE_DIR": str(real_settings.state_dir),
-        "REPLAYREC_DATA_DIR": str(real_settings.data_dir),
-    }
-    proc = subprocess.run(
+    proc = run_cli(
         [
-            sys.executable,
-            "-m",
-            "replayrec",
             "evaluate",
             "--dataset",
             "amazon-books-2014-1m",
@@ -39,11 +29,8 @@ def test_cli_evaluates_baselines_on_books_loo(books, real_settings, plugin: str)
             "--bootstrap",
             "200",
         ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
+        state_dir=real_settings.state_dir,
+        data_dir=real_settings.data_dir,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

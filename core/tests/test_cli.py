@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from replayrec.testing import run_cli
+
 
 def run(args: list[str], tmp_path: Path, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REPLAYREC_STATE_DIR": str(tmp_path / "state")}
-    if data_dir is not None:
-        env["REPLAYREC_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "replayrec", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(args, state_dir=tmp_path / "state", data_dir=data_dir)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:

@@ -113,6 +113,9 @@ def test_unknown_user_is_named(settings: Settings) -> None:
 
     ensure_prepared("synthetic", settings, world=WorldConfig(n_users=50, n_items=60, n_events=800))
     ds = load_dataset("synthetic", settings)
+    topic = ds.truth("item_topic")
+    assert topic.shape == (ds.n_items,)
+    assert np.array_equal(topic[ds.events["item"].to_numpy()], ds.truth("event_intent"))
     with pytest.raises(UnknownUserError, match="user 'nobody' not found in dataset synthetic"):
         ds.user_id("nobody")
 

@@ -3,50 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from replayrec.testing import run_cli
+
+Dirs = dict[str, Path]
+
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, str]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Dirs]:
     root = tmp_path_factory.mktemp("train")
-    env = {
-        **os.environ,
-        "REPLAYREC_STATE_DIR": str(root / "state"),
-        "REPLAYREC_DATA_DIR": str(root / "no-data"),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    prep = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "replayrec",
-            "data",
-            "prepare",
-            "--events",
-            "8000",
-            "--users",
-            "400",
-            "--items",
-            "300",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    dirs = {"state_dir": root / "state", "data_dir": root / "no-data"}
+    prep = run_cli(["data", "prepare", "--events", "8000", "--users", "400", "--items", "300"], **dirs)
     assert prep.returncode == 0, prep.stderr
-    proc = subprocess.run(
+    proc = run_cli(
         [
-            sys.executable,
-            "-m",
-            "replayrec",
             "train",
             "lightgcn",
             "--epochs",
@@ -59,14 +33,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, s
             "dim=16",
             "--json",
         ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        **dirs,
     )
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), env
+    return json.loads(proc.stdout), dirs
 
 
 def test_train_saves_a_loadable_artifact(trained) -> None:
@@ -104,26 +74,10 @@ def test_run_is_tracked_in_mlflow(trained) -> None:
 
 
 def test_evaluate_accepts_the_artifact(trained) -> None:
-    out, env = trained
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "replayrec",
-            "evaluate",
-            "--plugin",
-            "lightgcn",
-            "--model",
-            out["artifact"],
-            "--json",
-            "--bootstrap",
-            "50",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    out, dirs = trained
+    proc = run_cli(
+        ["evaluate", "--plugin", "lightgcn", "--model", out["artifact"], "--json", "--bootstrap", "50"],
+        **dirs,
     )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
@@ -132,26 +86,12 @@ def test_evaluate_accepts_the_artifact(trained) -> None:
 
 
 def test_bad_training_config_is_one_line(trained) -> None:
-    _, env = trained
-    proc = subprocess.run(
-        [sys.executable, "-m", "replayrec", "train", "lightgcn", "--set", "depth=3"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    _, dirs = trained
+    proc = run_cli(["train", "lightgcn", "--set", "depth=3"], **dirs)
     assert proc.returncode == 2
     assert (
         proc.stderr.strip().splitlines()[-1]
         == "error: invalid training config for 'lightgcn': depth: unknown key"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "replayrec", "train", "nonesuch"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_cli(["train", "nonesuch"], **dirs)
     assert "error: unknown trainer 'nonesuch'; available: lightgcn" in proc.stderr

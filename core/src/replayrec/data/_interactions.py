@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -100,7 +100,6 @@ class Catalog:
     titles: list[str | None]
     groups: I64
     name: str = "catalog"
-    _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -109,11 +108,6 @@ class Catalog:
     def title(self, item: int) -> str:
         t = self.titles[item] if 0 <= item < len(self.titles) else None
         return t if t else f"item {self.raw_ids[item]}"
-
-    def dense_id(self, raw: Any) -> int | None:
-        if not self._index:
-            self._index.update({str(r): i for i, r in enumerate(self.raw_ids)})
-        return self._index.get(str(raw))
 
     @classmethod
     def anonymous(cls, n_items: int, n_groups: int = 1) -> Catalog:

@@ -9,7 +9,7 @@ from replayrec.evaluation._evaluate import (
     evaluate,
     target_ranks,
 )
-from replayrec.evaluation._metrics import group_auc, metric_names, per_user_metrics
+from replayrec.evaluation._metrics import group_auc, per_user_metrics
 from replayrec.evaluation._protocols import DEFAULT_HISTORY, PROTOCOLS, EvalSet, ProtocolSplit, build_split
 from replayrec.evaluation._report import markdown_table, write_report
 
@@ -27,7 +27,6 @@ __all__ = [
     "evaluate",
     "group_auc",
     "markdown_table",
-    "metric_names",
     "per_user_metrics",
     "target_ranks",
     "write_report",

@@ -19,15 +19,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["group_auc", "metric_names", "per_user_metrics"]
+__all__ = ["group_auc", "per_user_metrics"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-
-
-def metric_names(ks: tuple[int, ...]) -> list[str]:
-    names = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg", "hr")]
-    return [*names, "mrr", "auc"]
 
 
 def per_user_metrics(

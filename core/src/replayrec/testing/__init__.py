@@ -2,6 +2,7 @@
 
 Importing :mod:`replayrec.testing` requires pytest (``pip install replayrec-core[testing]``)."""
 
+from replayrec.testing._cli import run_cli
 from replayrec.testing._contract import RankContract, RecallContract, RerankContract
 from replayrec.testing._stages import FixedRecall, ReverseRank, TruncateRerank
 from replayrec.testing._world import TinyWorld, tiny_world
@@ -14,5 +15,6 @@ __all__ = [
     "ReverseRank",
     "TinyWorld",
     "TruncateRerank",
+    "run_cli",
     "tiny_world",
 ]
