@@ -66,7 +66,7 @@ def test_synthetic_fallback_prepare_evaluate_recommend(tmp_path: Path) -> None:
     [
         (
             ["evaluate", "--plugin", "nope"],
-            "unknown recall plugin 'nope'; available: itemcf, lightgcn, popularity",
+            "unknown plugin 'nope'; available recall: itemcf, lightgcn, popularity, rank: din, passthrough",
         ),
         (["evaluate", "--plugin", "itemcf", "--set", "colour=red"], "colour: unknown key"),
         (["recommend", "--user", "no-such-user"], "user 'no-such-user' not found in dataset synthetic"),

@@ -80,7 +80,15 @@ def test_full_ranking_and_list_paths_agree(synth) -> None:
     for key in ("recall@5", "ndcg@5", "hr@20", "ndcg@20"):
         np.testing.assert_allclose(full.per_user[key], lists.per_user[key], atol=1e-12, err_msg=key)
     assert np.isfinite(full.metrics["auc"])
-    assert np.isnan(lists.metrics["auc"])
+    assert full.auc_scope == "catalogue"
+    assert lists.auc_scope.startswith("candidate list")
+    # within a list of 20, a target at 0-based rank r beats 19 - r of the 19 other items; no target: NaN
+    mrr = lists.per_user["mrr"]
+    hit = mrr > 0
+    np.testing.assert_allclose(lists.per_user["auc"][hit], 1 - (1 / mrr[hit] - 1) / 19, atol=1e-12)
+    assert np.isnan(lists.per_user["auc"][~hit]).all()
+    assert hit.any()
+    assert (~hit).any()
 
 
 def test_history_masking_changes_the_candidates(synth) -> None:

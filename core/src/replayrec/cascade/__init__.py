@@ -1,6 +1,6 @@
 """Cascade configuration and execution (multi-channel recall → rank → rerank)."""
 
-from replayrec.cascade._cascade import Cascade, MergedRecall, merge_channels
+from replayrec.cascade._cascade import Cascade, MergedRecall, build_from_spec, merge_channels
 from replayrec.cascade._config import (
     CascadeConfig,
     ChannelSpec,
@@ -17,6 +17,7 @@ __all__ = [
     "MergedRecall",
     "RecallSpec",
     "StageSpec",
+    "build_from_spec",
     "default_cascade_path",
     "load_cascade",
     "merge_channels",

@@ -12,7 +12,7 @@ from replayrec.cascade._config import CascadeConfig, ChannelSpec, StageSpec
 from replayrec.plugins import build_stage
 from replayrec.stages import Candidate, Rank, Recall, Request, Rerank, Stage, StageConfig, StageContext
 
-__all__ = ["Cascade", "MergedRecall", "merge_channels"]
+__all__ = ["Cascade", "MergedRecall", "build_from_spec", "merge_channels"]
 
 T = TypeVar("T", bound=Stage)
 ContextFor = Callable[[StageSpec | ChannelSpec], StageContext]
@@ -163,13 +163,31 @@ class Cascade:
         scored = self.rank.score(request, cands)[: self.config.rank.k]
         return self.rerank.rerank(request, scored, final_k)
 
+    def recommend_batch(self, requests: Sequence[Request], k: int | None = None) -> list[list[Candidate]]:
+        """:meth:`recommend` for many requests, using each stage's batch method."""
+        final_k = k if k is not None else self.config.rerank.k
+        cands = self.recall.retrieve_batch(requests, self.config.recall.k)
+        scored = [s[: self.config.rank.k] for s in self.rank.score_batch(requests, cands)]
+        return [self.rerank.rerank(r, s, final_k) for r, s in zip(requests, scored, strict=True)]
+
     def warmup(self) -> None:
         for st in (self.recall, self.rank, self.rerank):
             st.warmup()
 
 
+def build_from_spec(kind: str, spec: StageSpec | ChannelSpec, context: StageContext) -> Stage:
+    """One stage; when its context names a trained artifact, the serving config saved with the artifact is
+    the base and the spec's own keys override it."""
+    options = dict(spec.options)
+    if context.artifact is not None and (context.artifact / "meta.json").is_file():
+        from replayrec.registry import artifact_stage_config
+
+        options = {**artifact_stage_config(context.artifact, plugin=spec.type), **options}
+    return build_stage(kind, spec.type, options, context)
+
+
 def _build(base: type[T], kind: str, spec: StageSpec | ChannelSpec, context_for: ContextFor) -> T:
-    stage = build_stage(kind, spec.type, spec.options, context_for(spec))
+    stage = build_from_spec(kind, spec, context_for(spec))
     if not isinstance(stage, base):  # the loader already checked the class; keep mypy honest
         raise TypeError(f"{spec.type} is not a {kind} stage")
     return stage

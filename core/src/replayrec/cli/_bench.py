@@ -14,9 +14,10 @@ import numpy as np
 from replayrec.cli._common import echo_json, info, resolve_dataset, settings_of
 from replayrec.data import DATASETS, WorldConfig, generate_world
 from replayrec.evaluation import build_requests, build_split, evaluate
-from replayrec.evaluation._protocols import EvalSet
-from replayrec.plugins import build_stage
-from replayrec.stages import Recall, StageContext
+from replayrec.evaluation._protocols import EvalSet, ProtocolSplit
+from replayrec.plugins import build_stage, kind_of
+from replayrec.registry import artifact_stage_config, resolve_model
+from replayrec.stages import Candidate, Rank, Recall, Request, StageContext
 
 __all__ = ["bench"]
 
@@ -166,7 +167,7 @@ def _latencies(stage: Recall, requests: list[Any], k: int) -> dict[str, float]:
 @bench.command("recall")
 @click.argument("plugin")
 @click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
-@click.option("--model", "model_path", type=click.Path(path_type=Path), help="trained artifact of PLUGIN")
+@click.option("--model", "model", help="trained model of PLUGIN: artifact directory or PLUGIN@alias")
 @click.option("-k", "--k", "k", type=int, default=200, show_default=True)
 @click.option("--requests", "n_requests", type=int, default=2000, show_default=True)
 @click.option("--baseline", default="itemcf", show_default=True, help="plugin timed in the same run")
@@ -177,7 +178,7 @@ def bench_recall(
     ctx: click.Context,
     plugin: str,
     name: str | None,
-    model_path: Path | None,
+    model: str | None,
     k: int,
     n_requests: int,
     baseline: str,
@@ -187,10 +188,9 @@ def bench_recall(
     """Per-request retrieve(request, k) latency on one core (BLAS and torch limited to one thread)."""
     from threadpoolctl import threadpool_limits
 
-    from replayrec.cli._eval import _artifact_stage_config
-
     settings = settings_of(ctx)
     ds = resolve_dataset(settings, name)
+    model_path = resolve_model(model, settings, ds.name, plugin) if model is not None else None
     split = build_split(ds, DATASETS[ds.name].protocol)
     rows = np.random.default_rng(settings.seed).choice(
         len(split.test), min(n_requests, len(split.test)), replace=False
@@ -198,17 +198,110 @@ def bench_recall(
     requests = build_requests(split.test, np.sort(rows).astype(np.int64), split.history_len or 50)
     result: dict[str, Any] = {"dataset": ds.name, "items": ds.n_items, "k": k, "requests": len(requests)}
     with threadpool_limits(limits=1):
-        try:
-            import torch
-
-            torch.set_num_threads(1)
-        except ImportError:
-            pass
+        _one_torch_thread()
         for label, name_, path in ((plugin, plugin, model_path), (f"{baseline} (baseline)", baseline, None)):
-            opts = _artifact_stage_config(path, ds.name, name_) if path is not None else {}
+            opts = artifact_stage_config(path, ds.name, name_) if path is not None else {}
             ctx_ = StageContext(ds.catalog, split.fit, artifact=path, seed=settings.seed)
             stage = build_stage("recall", name_, opts, ctx_)
             if not isinstance(stage, Recall):
                 raise click.UsageError(f"{name_} is not a recall plugin")
             result[label] = _latencies(stage, requests, k)
+    _emit(result, as_json, out)
+
+
+def _one_torch_thread() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def _rank_requests(
+    split: ProtocolSplit, n: int, history: int, n_cands: int, n_items: int, seed: int
+) -> list[tuple[Request, list[Candidate]]]:
+    """Test requests with (preferably) ``history`` past items, each with ``n_cands`` allowed candidates."""
+    ev = split.test
+    rng = np.random.default_rng(seed)
+    lens = np.diff(ev.hist_ptr)
+    long_enough = np.flatnonzero(lens >= history)
+    pool = long_enough if long_enough.size else np.arange(len(ev))
+    rows = np.sort(rng.choice(pool, n, replace=pool.size < n)).astype(np.int64)
+    out = []
+    for req in build_requests(ev, rows, history):
+        allowed = np.setdiff1d(np.arange(n_items), req.exclude)
+        items = rng.choice(allowed, min(n_cands, allowed.size), replace=False)
+        out.append((req, [Candidate(int(i), float(-j), {"recall": float(-j)}) for j, i in enumerate(items)]))
+    return out
+
+
+@bench.command("rank")
+@click.argument("plugin")
+@click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
+@click.option("--model", "model", help="trained model of PLUGIN: artifact directory or PLUGIN@alias")
+@click.option("--candidates", "n_cands", type=int, default=200, show_default=True)
+@click.option("--history", type=int, default=50, show_default=True, help="history items per request")
+@click.option("--requests", "n_requests", type=int, default=1000, show_default=True)
+@click.option("--repeat", type=int, default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path))
+@click.pass_context
+def bench_rank(
+    ctx: click.Context,
+    plugin: str,
+    name: str | None,
+    model: str | None,
+    n_cands: int,
+    history: int,
+    n_requests: int,
+    repeat: int,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Per-request score(request, candidates) latency of a rank plugin on one core; the pass-through rank
+    (the cascade without a ranker) is timed in the same run."""
+    from threadpoolctl import threadpool_limits
+
+    if kind_of(plugin) != "rank":
+        raise click.UsageError(f"{plugin} is not a rank plugin")
+    settings = settings_of(ctx)
+    ds = resolve_dataset(settings, name)
+    model_path = resolve_model(model, settings, ds.name, plugin) if model is not None else None
+    split = build_split(ds, DATASETS[ds.name].protocol)
+    work = _rank_requests(split, n_requests, history, n_cands, ds.n_items, settings.seed)
+    hist = [r.history.size for r, _ in work]
+    result: dict[str, Any] = {
+        "dataset": ds.name,
+        "candidates": n_cands,
+        "history_median": float(np.median(hist)),
+        "requests": len(work),
+        "repeats": repeat,
+    }
+    with threadpool_limits(limits=1):
+        _one_torch_thread()
+        for label, name_, path in (
+            (plugin, plugin, model_path),
+            ("passthrough (baseline)", "passthrough", None),
+        ):
+            opts = artifact_stage_config(path, ds.name, name_) if path is not None else {}
+            stage = build_stage("rank", name_, opts, StageContext(ds.catalog, split.fit, path, settings.seed))
+            if not isinstance(stage, Rank):
+                raise click.UsageError(f"{name_} is not a rank plugin")
+            stage.warmup()
+            for req, cands in work[:20]:
+                stage.score(req, cands)
+            runs = []
+            for _ in range(repeat):
+                times = []
+                for req, cands in work:
+                    t0 = time.perf_counter()
+                    stage.score(req, cands)
+                    times.append((time.perf_counter() - t0) * 1e3)
+                runs.append(np.asarray(times))
+            result[label] = {
+                "p50_ms": round(statistics.median(float(np.percentile(a, 50)) for a in runs), 3),
+                "p99_ms": round(statistics.median(float(np.percentile(a, 99)) for a in runs), 3),
+                "mean_ms": round(statistics.median(float(a.mean()) for a in runs), 3),
+            }
     _emit(result, as_json, out)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from replayrec.cascade import Cascade, load_cascade
+from replayrec.cascade import Cascade, CascadeConfig, load_cascade
 from replayrec.cli._common import echo_json, info, is_tty, parse_sets, resolve_dataset, settings_of
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset, default_dataset
@@ -25,8 +26,10 @@ from replayrec.evaluation import (
     markdown_table,
     write_report,
 )
-from replayrec.plugins import build_stage, load_stage_class, parse_config
+from replayrec.plugins import build_stage, kind_of, load_stage_class, parse_config
+from replayrec.registry import StageResolver, artifact_stage_config, resolve_model
 from replayrec.stages import Candidate, Recall, Request, StageContext
+from replayrec.training import ARTIFACT_UPSTREAM
 
 __all__ = ["evaluate_cmd", "recommend_cmd", "report"]
 
@@ -55,6 +58,24 @@ def _ks(raw: str) -> tuple[int, ...]:
     return ks
 
 
+def model_cascade(plugin: str, kind: str, model: Path, options: dict[str, Any]) -> CascadeConfig:
+    """The cascade a trained rank / rerank model runs in: the upstream stages it was trained on (its
+    ``upstream.json``), itself with ``options`` on top, pass-through after it; every stage keeps all
+    ``recall_k`` candidates so the whole list is evaluated."""
+    file = model / ARTIFACT_UPSTREAM
+    if not file.is_file():
+        raise ConfigError(f"{model} has no {ARTIFACT_UPSTREAM}: not a trained {kind} model")
+    up = json.loads(file.read_text())
+    depth = int(up["recall_k"])
+    spec: dict[str, Any] = {"type": plugin, "model": str(model), "k": depth, **options}
+    layout: dict[str, Any] = {"recall": {"k": depth, "channels": [up["recall"]]}}
+    if kind == "rank":
+        layout.update(rank=spec, rerank={"type": "passthrough", "k": depth})
+    else:
+        layout.update(rank={**up["rank"], "k": depth}, rerank=spec)
+    return CascadeConfig.from_mapping(layout, source=f"cascade of {model}")
+
+
 def run_evaluation(
     settings: Settings,
     ds: Dataset,
@@ -63,46 +84,62 @@ def run_evaluation(
     options: dict[str, Any],
     *,
     cascade_path: Path | None = None,
+    cascade_config: CascadeConfig | None = None,
     split_name: str = "test",
     ks: tuple[int, ...] = DEFAULT_KS,
-    model_path: Path | None = None,
+    model: str | Path | None = None,
     history_len: int | None = None,
     mask: bool = True,
     n_boot: int = 1000,
     holdout: float = 0.1,
 ) -> EvalResult:
-    """Fit ``plugin`` (or the cascade) on the protocol's training events and evaluate it."""
+    """Fit ``plugin`` (or the cascade) on the protocol's training events and evaluate it.
+
+    A recall plugin is evaluated by exact full ranking; a rank / rerank plugin (``model`` required) in the
+    cascade of the recall it was trained on, over the whole candidate list; a cascade YAML as configured."""
     protocol = protocol or DATASETS[ds.name].protocol
     split = build_split(ds, protocol, history_len=history_len, mask_history=mask, holdout=holdout)
     hist = split.history_len
     ev = split.test if split_name == "test" else split.valid
     if ev is None:
         raise ConfigError(f"protocol {protocol} has no {split_name} split")
-    ctx = StageContext(catalog=ds.catalog, train=split.fit, seed=settings.seed, artifact=model_path)
-    if model_path is not None:
-        options = {**_artifact_stage_config(model_path, ds.name, plugin), **options}
+    ctx = StageContext(catalog=ds.catalog, train=split.fit, seed=settings.seed)
+    resolver = StageResolver(settings, ds.name, ctx)
+    model_path = resolve_model(model, settings, ds.name, plugin) if model is not None else None
+    kind = kind_of(plugin) if plugin is not None else None
     t0 = time.perf_counter()
-    model: Recall | ListFn
+    evaluated: Recall | ListFn
     if cascade_path is not None:
-        cascade = Cascade.build(load_cascade(cascade_path), lambda spec: ctx)
-        ks = tuple(k for k in ks if k <= cascade.config.rerank.k) or (cascade.config.rerank.k,)
-        model = _cascade_lists(cascade)
+        cascade_config = load_cascade(cascade_path)
         label = f"cascade:{cascade_path}"
-    else:
-        if plugin is None:
-            raise ConfigError("give --plugin NAME or --config cascade.yaml")
-        stage = build_stage("recall", plugin, options, ctx)
+    elif cascade_config is not None:
+        label = "cascade"
+    elif plugin is None:
+        raise ConfigError("give --plugin NAME or --config cascade.yaml")
+    elif kind == "recall":
+        if model_path is not None:
+            options = {**artifact_stage_config(model_path, ds.name, plugin), **options}
+        stage = build_stage("recall", plugin, options, replace(ctx, artifact=model_path))
         if not isinstance(stage, Recall):
             raise ConfigError(f"{plugin} is not a recall plugin")
-        model = stage
+        evaluated, label = stage, plugin
+    else:
+        if model_path is None:
+            raise ConfigError(f"{kind} plugin {plugin!r} needs --model <artifact | {plugin}@<alias>>")
+        cascade_config = model_cascade(plugin, str(kind), model_path, options)
         label = plugin
+    if cascade_config is not None:
+        cascade = Cascade.build(cascade_config, resolver.context_for)
+        depth = cascade_config.rerank.k
+        ks = tuple(k for k in ks if k <= depth) or (depth,)
+        evaluated = _cascade_lists(cascade)
     fit_s = time.perf_counter() - t0
     info(
         f"{label}: fitted on {len(split.fit):,} events in {fit_s:.1f}s; "
         f"evaluating {len(ev):,} users ({protocol})"
     )
     res = evaluate(
-        model,
+        evaluated,
         ev,
         n_items=ds.n_items,
         history_len=hist,
@@ -118,6 +155,7 @@ def run_evaluation(
         "split": split_name,
         "plugin": label,
         "config": options,
+        "model": str(model_path) if model_path is not None else None,
         "history_len": hist,
         "mask_history": mask,
         "fit_seconds": round(fit_s, 3),
@@ -125,22 +163,9 @@ def run_evaluation(
     return res
 
 
-def _artifact_stage_config(path: Path, dataset: str, plugin: str | None) -> dict[str, Any]:
-    """The serving config saved with a trained artifact, after checking it fits this evaluation."""
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
-        raise ConfigError(f"{path} is not a replayrec model artifact (no meta.json)")
-    meta = json.loads(meta_file.read_text())
-    if meta.get("dataset") != dataset:
-        raise ConfigError(f"model {path} was trained on {meta.get('dataset')!r}, not {dataset!r}")
-    if plugin is not None and meta.get("plugin") != plugin:
-        raise ConfigError(f"model {path} is a {meta.get('plugin')!r} model, not {plugin!r}")
-    return dict(meta.get("stage_config", {}))
-
-
 def _cascade_lists(cascade: Cascade) -> ListFn:
     def run(requests: Sequence[Request], depth: int) -> list[list[Candidate]]:
-        return [cascade.recommend(r, k=depth) for r in requests]
+        return cascade.recommend_batch(requests, k=depth)
 
     return run
 
@@ -150,7 +175,9 @@ def _cascade_lists(cascade: Cascade) -> ListFn:
 @click.option(
     "--protocol", type=click.Choice(PROTOCOLS), help="default: the dataset's own (loo, or given for KGAT)"
 )
-@click.option("--plugin", help="recall plugin to evaluate (entry-point name)")
+@click.option(
+    "--plugin", help="plugin to evaluate: a recall plugin, or a trained rank/rerank plugin in its cascade"
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="plugin config value (repeatable)")
 @click.option(
     "--config", "cascade_path", type=click.Path(path_type=Path), help="evaluate a whole cascade YAML"
@@ -168,7 +195,7 @@ def _cascade_lists(cascade: Cascade) -> ListFn:
 )
 @click.option("--holdout", type=float, default=0.1, show_default=True, help="temporal: held-out fraction")
 @click.option(
-    "--model", "model_path", type=click.Path(path_type=Path), help="trained model artifact directory"
+    "--model", "model", help="trained model: an artifact directory or <plugin>@<alias> (e.g. din@latest)"
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -185,14 +212,15 @@ def evaluate_cmd(
     no_mask: bool,
     n_boot: int,
     holdout: float,
-    model_path: Path | None,
+    model: str | None,
     as_json: bool,
 ) -> None:
-    """Evaluate a recall plugin (exact full ranking) or a cascade on a dataset and protocol."""
+    """Evaluate a recall plugin (exact full ranking), a trained rank/rerank model in its cascade, or a
+    cascade YAML, on a dataset and protocol."""
     settings = settings_of(ctx)
     options = parse_sets(sets)
-    if plugin is not None and model_path is None:  # fail fast, before any data is loaded
-        parse_config(load_stage_class("recall", plugin), options)
+    if plugin is not None and model is None:  # fail fast, before any data is loaded
+        parse_config(load_stage_class(kind_of(plugin), plugin), options)
     ds = resolve_dataset(settings, name)
     res = run_evaluation(
         settings,
@@ -207,7 +235,7 @@ def evaluate_cmd(
         mask=not no_mask,
         n_boot=n_boot,
         holdout=holdout,
-        model_path=model_path,
+        model=model,
     )
     out = res.to_dict()
     stem = f"evaluate-{ds.name}-{out['protocol']}-{(plugin or 'cascade')}"
@@ -248,7 +276,7 @@ def recommend_cmd(
         raise ConfigError(f"-k must be positive, got {k}")
     data = ds.interactions()
     sctx = StageContext(catalog=ds.catalog, train=data, seed=settings.seed)
-    cascade = Cascade.build(load_cascade(cascade_path), lambda spec: sctx)
+    cascade = Cascade.build(load_cascade(cascade_path), StageResolver(settings, ds.name, sctx).context_for)
     items, times = data.sequences.of(uid)
     ts = at if at is not None else int(times.max()) + 86_400 if times.size else 0
     req = Request.create(uid, ts, items[-50:], times[-50:], exclude=items)

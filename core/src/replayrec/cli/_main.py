@@ -13,6 +13,7 @@ from replayrec.cli._bench import bench
 from replayrec.cli._data import data
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._plugins import plugins
+from replayrec.cli._stages import stages_cmd
 from replayrec.cli._train import bench_train_cmd, train_cmd
 from replayrec.config import Settings
 from replayrec.errors import ReplayrecError
@@ -47,6 +48,7 @@ cli.add_command(report)
 cli.add_command(bench)
 cli.add_command(train_cmd)
 bench.add_command(bench_train_cmd)
+report.add_command(stages_cmd)
 
 
 def main() -> None:

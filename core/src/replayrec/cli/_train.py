@@ -130,7 +130,7 @@ def bench_train_cmd(
     last = runs[-1]
     ds = resolve_dataset(settings, last["dataset"])
     test = run_evaluation(
-        settings, ds, last["protocol"], plugin, {}, model_path=Path(last["artifact"]), n_boot=200
+        settings, ds, last["protocol"], plugin, {}, model=last["artifact"], n_boot=200
     ).to_dict()
     result = {
         "plugin": plugin,

@@ -1,6 +1,6 @@
 """Evaluation: protocols, exact vectorised ranking metrics, bootstrap intervals, reports."""
 
-from replayrec.evaluation._bootstrap import bootstrap_ci
+from replayrec.evaluation._bootstrap import bootstrap_ci, paired_lift
 from replayrec.evaluation._evaluate import (
     DEFAULT_KS,
     EvalResult,
@@ -27,6 +27,7 @@ __all__ = [
     "evaluate",
     "group_auc",
     "markdown_table",
+    "paired_lift",
     "per_user_metrics",
     "target_ranks",
     "write_report",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["bootstrap_ci"]
+__all__ = ["bootstrap_ci", "paired_lift"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -53,3 +53,28 @@ def bootstrap_ci(
             else (float("nan"),) * 2
         )
     return out
+
+
+def paired_lift(
+    base: F64, other: F64, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Relative lift ``mean(other) / mean(base) - 1`` of two metrics measured on the same users, with a
+    percentile interval from resampling users (the same resample for both, so the pairing is kept)."""
+    if base.shape != other.shape:
+        raise ValueError(f"paired values need the same users: {base.shape} vs {other.shape}")
+    ok = np.isfinite(base) & np.isfinite(other)
+    a, b = base[ok], other[ok]
+    if a.size == 0 or a.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = float(b.mean() / a.mean() - 1)
+    if n_boot <= 0:
+        return point, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    lifts = np.empty(n_boot)
+    for i in range(0, n_boot, 100):
+        m = min(100, n_boot - i)
+        counts = np.stack([np.bincount(rng.integers(0, a.size, a.size), minlength=a.size) for _ in range(m)])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lifts[i : i + m] = (counts @ b) / (counts @ a) - 1
+    lo, hi = np.nanpercentile(lifts, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return point, float(lo), float(hi)

@@ -41,11 +41,14 @@ class EvalResult:
     n_users: int = 0
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    #: what AUC / GAUC rank the target against: the whole catalogue, or the returned candidate list
+    auc_scope: str = "catalogue"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.meta)
         out.update({k: _clean(v) for k, v in self.metrics.items()})
         out["ci"] = {k: [_clean(lo), _clean(hi)] for k, (lo, hi) in self.ci.items()}
+        out["auc_scope"] = self.auc_scope
         out["n_users"] = self.n_users
         out["seconds"] = round(self.seconds, 3)
         return out
@@ -125,7 +128,7 @@ def _list_batch(
     for r, lst in zip(rows, lists, strict=True):
         pos = {c.item: i for i, c in enumerate(lst)}
         ranks.extend(float(pos.get(int(t), np.inf)) for t in ev.targets(int(r)))
-    n_cand = np.array([n_items - q.exclude.size for q in reqs], dtype=np.int64)
+    n_cand = np.array([len(lst) for lst in lists], dtype=np.int64)  # AUC within each returned list
     return np.asarray(ranks, dtype=np.float64), n_cand
 
 
@@ -145,7 +148,8 @@ def evaluate(
     """Score every request of ``ev`` and compute per-user metrics with bootstrap intervals.
 
     A :class:`Recall` that supports full ranking is evaluated exactly over the whole catalogue; anything else
-    (a cascade's ``recommend_batch``) through its top-``max(ks)`` candidate lists."""
+    (a cascade's ``recommend_batch``) through its top-``max(ks)`` candidate lists. For lists, AUC / GAUC are
+    computed within each returned list, over the users whose target is in it (``auc_scope`` says which)."""
     started = time.perf_counter()
     recall = model if isinstance(model, Recall) else None
     ranks_all: list[F64] = []
@@ -172,9 +176,7 @@ def evaluate(
         pair_row, ranks, n, np.concatenate(ncand_all) if ncand_all else np.zeros(0, np.int64), ks
     )
     n_rel = per_user.pop("n_relevant")
-    if not (recall is not None and recall.supports_full_ranking):
-        # a truncated list biases AUC towards users whose targets were retrieved: report none
-        per_user["auc"] = np.full(n, np.nan)
+    full = recall is not None and recall.supports_full_ranking
     metrics = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in per_user.items()}
     with np.errstate(invalid="ignore"):
         auc = per_user["auc"]
@@ -182,4 +184,5 @@ def evaluate(
         metrics["gauc"] = float(np.sum(auc[ok] * n_rel[ok]) / np.sum(n_rel[ok])) if ok.any() else float("nan")
     per_user["gauc"] = per_user["auc"]
     ci = bootstrap_ci(per_user, {"gauc": n_rel}, n_boot=n_boot, seed=seed)
-    return EvalResult(metrics, ci, per_user, ev.users, n, time.perf_counter() - started)
+    scope = "catalogue" if full else "candidate list (users whose target is in it)"
+    return EvalResult(metrics, ci, per_user, ev.users, n, time.perf_counter() - started, auc_scope=scope)

@@ -27,6 +27,7 @@ __all__ = [
     "available",
     "build_stage",
     "check_stage_class",
+    "kind_of",
     "list_plugins",
     "load_stage_class",
     "load_trainer",
@@ -161,6 +162,15 @@ def load_stage_class(kind: str, name: str) -> type[Stage]:
     except PluginError as exc:
         names = ", ".join(available(kind)) or "none"
         raise PluginError(f"{kind} plugin {name!r} is broken: {exc}; available: {names}") from exc
+
+
+def kind_of(name: str) -> str:
+    """The stage kind (``recall``, ``rank``, ``rerank``) a plugin name is registered under."""
+    for kind in KINDS:
+        if any(ep.name == name for ep in _entry_points(f"replayrec.{kind}")):
+            return kind
+    names = ", ".join(f"{k}: {', '.join(available(k)) or '-'}" for k in KINDS)
+    raise PluginError(f"unknown plugin {name!r}; available {names}")
 
 
 def parse_config(cls: type[Stage], values: Mapping[str, Any]) -> StageConfig:

@@ -133,6 +133,12 @@ class Recall(Stage):
         """
         raise NotImplementedError(f"{self.name} does not score the whole catalogue")
 
+    def item_vectors(self) -> FloatArray | None:
+        """Dense item representations the stage learned, shape ``(n_items, dim)``, or ``None``.
+
+        Optional: later stages may warm-start their item embeddings from them."""
+        return None
+
 
 class Rank(Stage):
     """Scores a candidate list precisely."""

@@ -4,6 +4,7 @@ Importing :mod:`replayrec.testing` requires pytest (``pip install replayrec-core
 
 from replayrec.testing._cli import run_cli
 from replayrec.testing._contract import RankContract, RecallContract, RerankContract
+from replayrec.testing._fit import quick_fit
 from replayrec.testing._stages import FixedRecall, ReverseRank, TruncateRerank
 from replayrec.testing._world import TinyWorld, tiny_world
 
@@ -15,6 +16,7 @@ __all__ = [
     "ReverseRank",
     "TinyWorld",
     "TruncateRerank",
+    "quick_fit",
     "run_cli",
     "tiny_world",
 ]

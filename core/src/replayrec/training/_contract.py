@@ -11,22 +11,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from replayrec.data import Catalog, Interactions
 from replayrec.evaluation import EvalSet
-from replayrec.stages import Recall
+from replayrec.stages import Stage
 
-__all__ = ["ARTIFACT_IDS", "ARTIFACT_META", "ARTIFACT_WEIGHTS", "TrainData", "TrainingJob"]
+if TYPE_CHECKING:
+    from replayrec.registry import StageResolver
+
+__all__ = [
+    "ARTIFACT_IDS",
+    "ARTIFACT_META",
+    "ARTIFACT_UPSTREAM",
+    "ARTIFACT_WEIGHTS",
+    "TrainData",
+    "TrainingJob",
+]
 
 ARTIFACT_WEIGHTS = "model.pt"  # a state_dict of tensors, loadable with torch.load(weights_only=True)
 ARTIFACT_META = "meta.json"  # plugin, config, dataset, metrics (written by core)
 ARTIFACT_IDS = "ids.json"  # {"items": [raw id of dense item 0, ...], "users": [...]} (written by core)
+#: a rank / rerank model's upstream stages, as resolved cascade specs: {"recall": {...}, "recall_k": 200, ...}
+ARTIFACT_UPSTREAM = "upstream.json"
 
 
 @dataclass(frozen=True)
 class TrainData:
-    """Training input: the events to fit and the validation requests (for early stopping)."""
+    """Training input: the events to fit and the validation requests (for early stopping).
+
+    ``resolver`` builds the upstream stages a later-stage plugin trains on (a ranker's recall), from specs
+    such as ``{"type": "lightgcn", "model": "lightgcn@latest"}``, fitted on ``fit``.
+    """
 
     dataset: str
     protocol: str
@@ -35,6 +51,7 @@ class TrainData:
     valid: EvalSet | None
     history_len: int | None
     seed: int
+    resolver: StageResolver | None = None
 
 
 @runtime_checkable
@@ -53,8 +70,12 @@ class TrainingJob(Protocol):
     def train_dataloader(self) -> Any:
         """An iterable of training batches (re-iterated every epoch)."""
 
-    def stage(self) -> Recall:
-        """A serving-time stage over the module's *current* weights (used for validation)."""
+    def stage(self) -> Stage:
+        """A serving-time stage over the module's *current* weights.
+
+        The runner validates a :class:`~replayrec.stages.Recall` by exact full ranking. A job whose stage
+        ranks candidate lists (rank, rerank) also defines ``validation_model() -> ListFn``: the candidate
+        lists of the validation requests, ordered by its current weights."""
 
     def export(self, directory: Path) -> Mapping[str, Any]:
         """Write ``model.pt`` (and any extra files) into ``directory``; return the serving config."""

@@ -27,6 +27,8 @@ from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError, PluginError
 from replayrec.evaluation import build_split, evaluate
 from replayrec.plugins import load_trainer
+from replayrec.registry import StageResolver, registered_model_name
+from replayrec.stages import Recall, StageContext
 from replayrec.training._contract import ARTIFACT_IDS, ARTIFACT_META, TrainData, TrainingJob
 from replayrec.training._validation import validation_set
 
@@ -109,7 +111,7 @@ def _validation_callback(
             last = epoch + 1 >= (trainer.max_epochs or 0)
             if data.valid is not None and ((epoch + 1) % every == 0 or last):
                 res = evaluate(
-                    job.stage(),
+                    _validation_model(job),
                     data.valid,
                     n_items=data.catalog.n_items,
                     history_len=data.history_len,
@@ -144,6 +146,16 @@ def _validation_callback(
     return FullRankingValidation()
 
 
+def _validation_model(job: TrainingJob) -> Any:
+    make = getattr(job, "validation_model", None)
+    if callable(make):
+        return make()
+    stage = job.stage()
+    if not isinstance(stage, Recall):
+        raise PluginError(f"{job.name}: a {stage.kind} stage needs validation_model() for validation")
+    return stage
+
+
 def _curves(history: list[dict[str, float]], path: Path, monitor: str) -> None:
     import matplotlib
 
@@ -175,6 +187,27 @@ def _plugin_version(job: TrainingJob) -> str | None:
         return None
 
 
+def _register(client: Any, plugin: str, run_id: str, artifact: Path, meta: Mapping[str, Any]) -> str:
+    """Register the artifact as a new version of ``replayrec-<plugin>`` in the MLflow model registry."""
+    from mlflow.exceptions import MlflowException
+
+    name = registered_model_name(plugin)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"replayrec {plugin} models")
+    tags = {
+        "replayrec.artifact": str(artifact.resolve()),
+        "dataset": str(meta["dataset"]),
+        "protocol": str(meta["protocol"]),
+        "plugin_version": str(meta["plugin_version"]),
+        "core_api": str(meta["core_api"]),
+    }
+    tags.update({f"val_{k.replace('@', '_at_')}": f"{v:.6f}" for k, v in dict(meta["val_metrics"]).items()})
+    mv = client.create_model_version(name, source=f"runs:/{run_id}", run_id=run_id, tags=tags)
+    return str(mv.version)
+
+
 def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOptions) -> dict[str, Any]:
     """Train ``plugin`` on ``ds``; returns a summary (artifact path, run id, metrics, timings)."""
     import lightning as L
@@ -183,7 +216,9 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
     protocol = opts.protocol or DATASETS[ds.name].protocol
     split = build_split(ds, protocol)
     fit, valid = validation_set(split, settings.seed, opts.val_users)
-    data = TrainData(ds.name, protocol, ds.catalog, fit, valid, split.history_len, settings.seed)
+    uri = tracking_uri(settings, opts.tracking_uri)
+    resolver = StageResolver(settings, ds.name, StageContext(ds.catalog, fit, seed=settings.seed), uri)
+    data = TrainData(ds.name, protocol, ds.catalog, fit, valid, split.history_len, settings.seed, resolver)
     config = dict(opts.config)
     if opts.epochs is not None:
         config["epochs"] = opts.epochs
@@ -200,7 +235,6 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
         history,
         float(cfg.get("lr_decay_on_plateau", 1.0)),
     )
-    uri = tracking_uri(settings, opts.tracking_uri)
     exp_name = f"replayrec-{plugin}"
     _experiment(uri, exp_name, settings)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -277,11 +311,14 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
     client = mlflow.MlflowClient(uri)
     client.log_artifacts(run_id, str(artifact))
     client.set_tag(run_id, "replayrec.artifact", str(artifact))
+    model_version = _register(client, plugin, run_id, artifact, meta)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "artifact": str(artifact),
         "run_id": run_id,
         "tracking_uri": uri,
+        "registered_model": registered_model_name(plugin),
+        "model_version": model_version,
         "plugin": plugin,
         "dataset": ds.name,
         "protocol": protocol,

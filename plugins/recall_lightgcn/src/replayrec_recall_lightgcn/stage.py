@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from replayrec.errors import ConfigError
+from replayrec.registry import load_weights as read_weights
 from replayrec.stages import (
     Candidate,
     FloatArray,
@@ -35,19 +36,11 @@ WEIGHT_KEYS = ("user_embedding", "item_embedding", "item_fold_in")
 
 def load_weights(path: Path) -> dict[str, F32]:
     """Read ``model.pt`` (a directory holding it, or the file) without executing pickled code."""
-    import torch
-
-    file = path / "model.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise ConfigError(f"lightgcn: no model file at {file}")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"lightgcn: cannot load {file}: {type(exc).__name__}: {exc}") from None
+    state = read_weights(path, "lightgcn")
     missing = [k for k in WEIGHT_KEYS if k not in state]
     if missing:
-        raise ConfigError(f"lightgcn: {file} lacks tensors {missing}")
-    return {k: np.ascontiguousarray(state[k].numpy(), dtype=np.float32) for k in WEIGHT_KEYS}
+        raise ConfigError(f"lightgcn: {path} lacks tensors {missing}")
+    return {k: np.ascontiguousarray(state[k], dtype=np.float32) for k in WEIGHT_KEYS}
 
 
 class LightGCNRecall(Recall):
@@ -100,6 +93,10 @@ class LightGCNRecall(Recall):
         )
         out: FloatArray = users.astype(np.float32) @ self._items.T
         return out
+
+    def item_vectors(self) -> FloatArray:
+        """The final (layer-mean) item embeddings."""
+        return self._items
 
     def retrieve(self, request: Request, k: int) -> list[Candidate]:
         self.check_request(request)

@@ -1,0 +1,233 @@
+"""Serving-time DIN ranking in numpy: the trained network's forward pass, batched over candidates.
+
+Reads the request's freshest ``max_history`` events (so a profile updated in real time changes the ranking at
+once). No Lightning, no torch at scoring time (torch only loads ``model.pt``, with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from replayrec.errors import ConfigError, StageInputError
+from replayrec.registry import load_weights
+from replayrec.stages import Candidate, Rank, Request, StageConfig, StageContext
+from replayrec_rank_din.config import DINConfig
+from replayrec_rank_din.features import history_block
+
+__all__ = ["DINRank", "DINWeights", "load_state"]
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+_CHUNK = 16  # requests scored together
+
+
+def load_state(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """``model.pt`` as numpy arrays, without executing pickled code."""
+    return load_weights(path, "din")
+
+
+@dataclass(frozen=True)
+class _Dice:
+    """Dice at inference, ``x · (α + (1 − α) · sigmoid((x − mean) / std))``, written as
+    ``x · (c0 + c1 · tanh(a · x + b))`` (sigmoid(u) = (1 + tanh(u/2)) / 2; numpy's float32 tanh is ~10× faster
+    than scipy's expit) and evaluated in place."""
+
+    a: F32
+    b: F32
+    c0: F32
+    c1: F32
+
+    @classmethod
+    def from_stats(cls, alpha: F32, mean: F32, inv_std: F32) -> _Dice:
+        half = np.float32(0.5)
+        return cls(half * inv_std, -half * mean * inv_std, half * (1 + alpha), half * (1 - alpha))
+
+    def __call__(self, x: F32) -> F32:
+        z = np.multiply(x, self.a)
+        z += self.b
+        np.tanh(z, out=z)
+        z *= self.c1
+        z += self.c0
+        z *= x
+        return z
+
+
+@dataclass(frozen=True)
+class _Dense:
+    w_t: F32  # (in, out)
+    b: F32
+
+    def __call__(self, x: F32) -> F32:
+        # one 2-D GEMM (a stacked matmul over the leading axes is many times slower)
+        out: F32 = (x.reshape(-1, x.shape[-1]) @ self.w_t).reshape(*x.shape[:-1], -1) + self.b
+        return out
+
+
+class DINWeights:
+    """The network's tensors, read by name from a ``DIN.state_dict()``; shapes define the architecture."""
+
+    def __init__(self, state: Mapping[str, npt.NDArray[Any]], eps: float = 1e-6) -> None:
+        def f(name: str) -> F32:
+            if name not in state:
+                raise ConfigError(f"din: the model lacks tensor {name!r}")
+            return np.ascontiguousarray(state[name], dtype=np.float32)
+
+        def dice(prefix: str) -> _Dice:
+            var = f(f"{prefix}.running_var")
+            inv_std = (1.0 / np.sqrt(var + eps)).astype(np.float32)
+            return _Dice.from_stats(f(f"{prefix}.alpha"), f(f"{prefix}.running_mean"), inv_std)
+
+        def dense(prefix: str) -> _Dense:
+            return _Dense(np.ascontiguousarray(f(f"{prefix}.weight").T), f(f"{prefix}.bias"))
+
+        def layers(prefix: str) -> list[tuple[_Dense, _Dice]]:
+            out, i = [], 0
+            while f"{prefix}.linears.{i}.weight" in state:
+                out.append((dense(f"{prefix}.linears.{i}"), dice(f"{prefix}.dices.{i}")))
+                i += 1
+            return out
+
+        self.item = f("encoder.item.weight")
+        self.group = f("encoder.group.weight")
+        self.item_group = np.asarray(state["encoder.item_group"], dtype=np.int64)
+        self.time = f("time.weight")
+        self.position = f("position.weight")
+        self.ctx_length = f("ctx_length.weight")
+        self.ctx_gap = f("ctx_gap.weight")
+        d = self.item.shape[1] + self.group.shape[1]
+        w1, self.b1 = f("attention.first.weight"), f("attention.first.bias")
+        self.w_hist = np.ascontiguousarray((w1[:, :d] + w1[:, 2 * d : 3 * d]).T)
+        self.w_cand = np.ascontiguousarray((w1[:, d : 2 * d] - w1[:, 2 * d : 3 * d]).T)
+        self.w_pair = np.ascontiguousarray(w1[:, 3 * d :].T)  # (D, H)
+        self.first_dice = dice("attention.first_dice")
+        self.att_layers = layers("attention")
+        self.att_out = dense("attention.out")
+        self.mlp_layers = layers("mlp")
+        self.mlp_out = dense("mlp.out")
+        self.n_items = self.item.shape[0] - 1
+        self.max_history = self.position.shape[0]
+
+    def encode(self, items: I64) -> F32:
+        """(…) dense ids + 1 → (…, D)."""
+        out: F32 = np.concatenate([self.item[items], self.group[self.item_group[items]]], axis=-1)
+        return out
+
+    def forward(self, block: Mapping[str, I64], cand_items: I64) -> tuple[F32, F32]:
+        """``model.DIN.forward`` in eval mode: (logits (B, C), attention weights (B, C, L))."""
+        h_items = block["hist_items"]
+        mask = (h_items > 0).astype(np.float32)
+        hist = (
+            self.encode(h_items)
+            + (self.time[block["hist_time"]] + self.position[block["hist_pos"]]) * mask[..., None]
+        )
+        cand = self.encode(cand_items + 1)
+        shape = (cand.shape[0], cand.shape[1], hist.shape[1], -1)
+        pair = (cand[:, :, None, :] * hist[:, None, :, :]).reshape(-1, hist.shape[2])
+        x = (pair @ self.w_pair).reshape(shape)  # (B, C, L, H)
+        x += (hist @ self.w_hist)[:, None, :, :]
+        x += (cand @ self.w_cand + self.b1)[:, :, None, :]
+        x = self.first_dice(x)
+        for dense, dice in self.att_layers:
+            x = dice(dense(x))
+        att = self.att_out(x)[..., 0] * mask[:, None, :]  # (B, C, L)
+        interest = att @ hist  # (B, C, D)
+        ctx = np.concatenate(
+            [self.ctx_length[block["context"][:, 0]], self.ctx_gap[block["context"][:, 1]]], -1
+        )
+        ctx = np.broadcast_to(ctx[:, None, :], (*cand.shape[:2], ctx.shape[-1]))
+        z = np.concatenate([interest, cand, interest * cand, ctx], axis=-1)
+        for dense, dice in self.mlp_layers:
+            z = dice(dense(z))
+        return self.mlp_out(z)[..., 0], att
+
+
+class DINRank(Rank):
+    name: ClassVar[str] = "din"
+    Config: ClassVar[type[StageConfig]] = DINConfig
+    core_api: ClassVar[str] = "1.0"
+
+    def __init__(self, config: StageConfig, context: StageContext) -> None:
+        super().__init__(config, context)
+        self.cfg = DINConfig.model_validate(config.model_dump())
+        weights = context.extras.get("weights")
+        if weights is None:
+            if context.artifact is None:
+                raise ConfigError("din needs a trained model: pass --model <artifact> (replayrec train din)")
+            weights = DINWeights(load_state(context.artifact))
+        self.w: DINWeights = weights
+        if self.w.n_items != context.n_items:
+            raise ConfigError(
+                f"din: the model has {self.w.n_items} items, the catalogue {context.n_items}; "
+                "was it trained on another dataset?"
+            )
+        self.max_history = min(self.cfg.max_history, self.w.max_history)
+
+    def _block(self, requests: Sequence[Request]) -> dict[str, I64]:
+        items = [r.history[-self.max_history :] for r in requests]
+        times = [r.history_times[-self.max_history :] for r in requests]
+        lens = np.array([i.size for i in items], dtype=np.int64)
+        end = np.cumsum(lens)
+        return history_block(
+            np.concatenate(items) if items else np.zeros(0, np.int64),
+            np.concatenate(times) if times else np.zeros(0, np.int64),
+            end - lens,
+            end,
+            np.array([r.timestamp for r in requests], dtype=np.int64),
+            self.max_history,
+        )
+
+    def score(self, request: Request, candidates: Sequence[Candidate]) -> list[Candidate]:
+        return self.score_batch([request], [candidates])[0]
+
+    def score_batch(
+        self, requests: Sequence[Request], candidates: Sequence[Sequence[Candidate]]
+    ) -> list[list[Candidate]]:
+        """Requests in chunks of ``_CHUNK`` (the pair tensor is chunk × candidates × history × width)."""
+        if len(requests) != len(candidates):
+            raise StageInputError(f"din: {len(requests)} requests but {len(candidates)} candidate lists")
+        out: list[list[Candidate]] = []
+        for lo in range(0, len(requests), _CHUNK):
+            out.extend(self._score_chunk(requests[lo : lo + _CHUNK], candidates[lo : lo + _CHUNK]))
+        return out
+
+    def _score_chunk(
+        self, requests: Sequence[Request], candidates: Sequence[Sequence[Candidate]]
+    ) -> list[list[Candidate]]:
+        for r, cands in zip(requests, candidates, strict=True):
+            self.check_request(r)
+            self.check_candidates(cands)
+        width = max((len(c) for c in candidates), default=0)
+        if width == 0:
+            return [[] for _ in requests]
+        cand_items = np.zeros((len(requests), width), dtype=np.int64)
+        for i, cands in enumerate(candidates):
+            cand_items[i, : len(cands)] = [c.item for c in cands]
+        block = self._block(requests)
+        logits, att = self.w.forward(block, cand_items)
+        return [
+            self._ranked(r, list(c), logits[i, : len(c)], att[i, : len(c)], block["hist_items"][i])
+            for i, (r, c) in enumerate(zip(requests, candidates, strict=True))
+        ]
+
+    def _ranked(
+        self, request: Request, cands: list[Candidate], scores: F32, att: F32, hist_items: I64
+    ) -> list[Candidate]:
+        if not cands:
+            return []
+        items = np.array([c.item for c in cands], dtype=np.int64)
+        order = np.lexsort((items, -scores.astype(np.float64)))
+        masked = np.where(hist_items[None, :] > 0, att, -np.inf)
+        top_hist = hist_items[np.argmax(masked, axis=1)] - 1
+        out = []
+        for j in order:
+            reason = None
+            if self.cfg.explain and top_hist[j] >= 0:
+                reason = f"because you read {self.context.catalog.title(int(top_hist[j]))}"
+            out.append(cands[j].with_score(self.name, float(scores[j]), reason))
+        return out

@@ -1,0 +1,187 @@
+"""``build(config, data)``: the DIN training job driven by core's ``replayrec train``."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch.utils.data import DataLoader
+
+from replayrec.errors import ConfigError
+from replayrec.evaluation import ListFn, build_requests
+from replayrec.stages import Candidate, Recall, Request, StageContext
+from replayrec.training import ARTIFACT_UPSTREAM, TrainData
+from replayrec_rank_din.config import DINConfig, DINTrainConfig
+from replayrec_rank_din.data import (
+    Candidates,
+    DINBatches,
+    recall_candidates,
+    target_requests,
+    training_targets,
+)
+from replayrec_rank_din.model import DIN
+from replayrec_rank_din.module import DINModule
+from replayrec_rank_din.stage import DINRank, DINWeights
+
+__all__ = ["DINJob", "build"]
+
+log = logging.getLogger(__name__)
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks of up to 32 MB instead of returning them to the OS.
+
+    Every training step allocates and frees the same (batch × candidates × history × width) tensors; with the
+    defaults each one is a fresh ``mmap`` whose pages the kernel must zero again (half the CPU time went to
+    the kernel). Measured on books, 2 cores: 1,959 → 2,894 training examples per second."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 2**30)
+    libc.mallopt(m_top_pad, 256 * 1024 * 1024)
+
+
+class DINJob:
+    name = "din"
+
+    def __init__(self, config: DINTrainConfig, data: TrainData) -> None:
+        self.config = config
+        self.data = data
+        keep_freed_memory()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        if data.resolver is None:
+            raise ConfigError("din trains on a recall stage's candidates: TrainData.resolver is required")
+        recall, self.recall_spec = data.resolver.build("recall", config.recall)
+        if not isinstance(recall, Recall):
+            raise ConfigError(f"din: {config.recall.get('type')!r} is not a recall stage")
+        self.recall = recall
+        fit = data.fit
+        self.targets = training_targets(fit, config.max_history, config.min_history)
+        if len(self.targets) == 0:
+            raise ConfigError("din: no training targets (no user has enough events)")
+        started = time.perf_counter()
+        cands = recall_candidates(
+            recall, target_requests(self.targets, np.arange(len(self.targets))), config.recall_k
+        )
+        self.candidate_seconds = time.perf_counter() - started
+        log.info(
+            "din: %d training targets, recall candidates in %.1fs", len(self.targets), self.candidate_seconds
+        )
+        self.batches = DINBatches(
+            self.targets,
+            cands,
+            fit.n_items,
+            config.batch_size,
+            config.hard_negatives,
+            config.random_negatives,
+            config.max_history,
+            config.seed,
+        )
+        self.model = DIN(
+            fit.n_items,
+            torch.from_numpy(np.asarray(data.catalog.groups, dtype=np.int64)),
+            config.item_dim,
+            config.group_dim,
+            config.attention_hidden,
+            config.mlp_hidden,
+            config.max_history,
+            config.context_dim,
+        )
+        self.warm_start = self._warm_start(recall)
+        self.module = DINModule(self.model, config, torch.from_numpy(fit.item_counts))
+        self._valid: tuple[dict[tuple[int, int], int], Candidates] | None = None
+
+    def _warm_start(self, recall: Recall) -> bool:
+        """Item id embeddings from the recall's item vectors (reduced to ``item_dim`` by PCA when wider)."""
+        if self.config.init_item_embeddings != "recall":
+            return False
+        vecs = recall.item_vectors()
+        if vecs is None:
+            log.warning("din: %s has no item vectors; item embeddings start random", recall.name)
+            return False
+        init = fit_width(np.asarray(vecs, dtype=np.float32), self.config.item_dim)
+        with torch.no_grad():
+            self.model.encoder.item.weight[1:] = torch.from_numpy(init)
+        return True
+
+    def lightning_module(self) -> DINModule:
+        return self.module
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.batches, batch_size=None)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def stage(self) -> DINRank:
+        state = {k: v.numpy() for k, v in self.weights().items()}
+        ctx = StageContext(
+            catalog=self.data.catalog, seed=self.config.seed, extras={"weights": DINWeights(state)}
+        )
+        return DINRank(DINConfig(max_history=self.config.max_history), ctx)
+
+    def _validation_candidates(self) -> tuple[dict[tuple[int, int], int], Candidates]:
+        if self._valid is None:
+            ev = self.data.valid
+            if ev is None:
+                raise ConfigError("din: no validation requests")
+            reqs = build_requests(ev, np.arange(len(ev), dtype=np.int64), self.data.history_len)
+            index = {(r.user, r.timestamp): i for i, r in enumerate(reqs)}
+            self._valid = (index, recall_candidates(self.recall, reqs, self.config.recall_k))
+        return self._valid
+
+    def validation_model(self) -> ListFn:
+        """The recall's candidates for each validation request (computed once), ordered by DIN now."""
+        index, cands = self._validation_candidates()
+        stage = self.stage()
+
+        def lists(requests: Sequence[Request], depth: int) -> list[list[Candidate]]:
+            out: list[list[Candidate]] = []
+            for lo in range(0, len(requests), 32):
+                chunk = requests[lo : lo + 32]
+                rows = [index[(r.user, r.timestamp)] for r in chunk]
+                given = [cands.of(n) for n in rows]
+                out.extend(lst[:depth] for lst in stage.score_batch(chunk, given))
+            return out
+
+        return lists
+
+    def export(self, directory: Path) -> Mapping[str, Any]:
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.weights(), directory / "model.pt")
+        upstream = {"recall": self.recall_spec, "recall_k": self.config.recall_k}
+        (directory / ARTIFACT_UPSTREAM).write_text(json.dumps(upstream, indent=2))
+        return DINConfig(max_history=self.config.max_history).model_dump()
+
+
+def fit_width(vecs: npt.NDArray[np.float32], dim: int) -> npt.NDArray[np.float32]:
+    """``vecs`` (n, d) as (n, dim): the top ``dim`` principal directions when wider, zero-padded when
+    narrower (dot products are kept as far as ``dim`` allows)."""
+    if vecs.shape[1] == dim:
+        return vecs
+    if vecs.shape[1] < dim:
+        return np.pad(vecs, ((0, 0), (0, dim - vecs.shape[1])))
+    _, _, vt = np.linalg.svd(vecs - vecs.mean(0), full_matrices=False)
+    out: npt.NDArray[np.float32] = (vecs @ vt[:dim].T).astype(np.float32)
+    return out
+
+
+def build(config: Mapping[str, Any], data: TrainData) -> DINJob:
+    """The ``replayrec.trainers`` entry point."""
+    return DINJob(DINTrainConfig.model_validate(dict(config)), data)
