@@ -60,6 +60,30 @@ def test_synthetic_fallback_prepare_evaluate_recommend(tmp_path: Path) -> None:
     assert 0 < len(recs) <= 10
     assert all("recall" in r["scores"] for r in recs)
 
+    # a business rule in the cascade YAML changes the output as configured, and --explain says so
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "recall: {k: 100, type: popularity}\n"
+        "rank: {type: passthrough, k: 100}\n"
+        "rerank: {type: passthrough, k: 10}\n"
+        f"rules: [{{type: block_list, items: ['{recs[0]['item']}']}},\n"
+        "        {type: group_cap, max_per_group: 1}]\n"
+    )
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("\n".join(rules.read_text().splitlines()[:3]) + "\n")
+    before = json.loads(
+        run(["recommend", "--user", "7", "--json", "--config", str(plain)], tmp_path, empty).stdout
+    )
+    proc = run(["recommend", "--user", "7", "--json", "--config", str(rules)], tmp_path, empty)
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads(proc.stdout)["recommendations"]
+    assert len(after) == 10
+    assert recs[0]["item"] not in {r["item"] for r in after}
+    assert [r["item"] for r in after] != [r["item"] for r in before["recommendations"]]
+    text = run(["recommend", "--user", "7", "--explain", "--config", str(rules)], tmp_path, empty).stdout
+    assert "moved up by group_cap" in text
+    assert "popularity " in text, "each stage's score is printed"
+
 
 @pytest.mark.parametrize(
     ("args", "needle"),

@@ -9,6 +9,8 @@ from typing import ClassVar, TypeVar
 import numpy as np
 
 from replayrec.cascade._config import CascadeConfig, ChannelSpec, StageSpec
+from replayrec.cascade._rules import apply_rules
+from replayrec.data import Catalog
 from replayrec.plugins import build_stage
 from replayrec.stages import Candidate, Rank, Recall, Request, Rerank, Stage, StageConfig, StageContext
 
@@ -144,6 +146,7 @@ class Cascade:
     rank: Rank
     rerank: Rerank
     config: CascadeConfig
+    catalog: Catalog | None = None
 
     @classmethod
     def build(cls, config: CascadeConfig, context_for: ContextFor) -> Cascade:
@@ -155,20 +158,27 @@ class Cascade:
         recall = MergedRecall(channels, config.recall.channels, config.recall.k, config.recall.merge, base)
         rank = _build(Rank, "rank", config.rank, context_for)  # type: ignore[type-abstract]
         rerank = _build(Rerank, "rerank", config.rerank, context_for)  # type: ignore[type-abstract]
-        return cls(recall, rank, rerank, config)
+        return cls(recall, rank, rerank, config, base.catalog)
 
     def recommend(self, request: Request, k: int | None = None) -> list[Candidate]:
         final_k = k if k is not None else self.config.rerank.k
         cands = self.recall.retrieve(request, self.config.recall.k)
         scored = self.rank.score(request, cands)[: self.config.rank.k]
-        return self.rerank.rerank(request, scored, final_k)
+        return self._finish(request, scored, final_k)
+
+    def _finish(self, request: Request, scored: list[Candidate], k: int) -> list[Candidate]:
+        """Rerank, then the business rules over the whole reranked list, then the first ``k``."""
+        if not self.config.rules or self.catalog is None:
+            return self.rerank.rerank(request, scored, k)
+        ordered = self.rerank.rerank(request, scored, max(len(scored), 1))
+        return apply_rules(self.config.rules, request, ordered, self.catalog)[:k]
 
     def recommend_batch(self, requests: Sequence[Request], k: int | None = None) -> list[list[Candidate]]:
         """:meth:`recommend` for many requests, using each stage's batch method."""
         final_k = k if k is not None else self.config.rerank.k
         cands = self.recall.retrieve_batch(requests, self.config.recall.k)
         scored = [s[: self.config.rank.k] for s in self.rank.score_batch(requests, cands)]
-        return [self.rerank.rerank(r, s, final_k) for r, s in zip(requests, scored, strict=True)]
+        return [self._finish(r, s, final_k) for r, s in zip(requests, scored, strict=True)]
 
     def warmup(self) -> None:
         for st in (self.recall, self.rank, self.rerank):

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from replayrec.cascade._rules import Rule
 from replayrec.errors import ConfigError
 
 __all__ = ["CascadeConfig", "ChannelSpec", "RecallSpec", "StageSpec", "default_cascade_path", "load_cascade"]
@@ -77,6 +78,8 @@ class CascadeConfig(BaseModel):
     recall: RecallSpec
     rank: StageSpec = StageSpec(type="passthrough", k=50)
     rerank: StageSpec = StageSpec(type="passthrough", k=10)
+    #: business rules applied after the models, in order (see ``replayrec.cascade._rules``)
+    rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _counts_shrink(self) -> CascadeConfig:

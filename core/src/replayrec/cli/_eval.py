@@ -257,6 +257,7 @@ def evaluate_cmd(
 @click.option(
     "--at", "at", type=int, help="request time, Unix seconds (default: after the user's last event)"
 )
+@click.option("--explain", is_flag=True, help="each stage's score and the reasons (model, business rules)")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def recommend_cmd(
@@ -266,6 +267,7 @@ def recommend_cmd(
     cascade_path: Path | None,
     k: int,
     at: int | None,
+    explain: bool,
     as_json: bool,
 ) -> None:
     """Run the configured cascade offline for one user, fitted on all of the dataset's events."""
@@ -288,6 +290,7 @@ def recommend_cmd(
             "title": ds.catalog.title(c.item),
             "score": round(c.score, 6),
             "scores": {s: round(v, 6) for s, v in c.scores.items()},
+            "reasons": list(c.reasons),
         }
         for i, c in enumerate(recs)
     ]
@@ -300,6 +303,10 @@ def recommend_cmd(
     )
     for r in rows:
         click.echo(f"{r['rank']:>3}. {r['title'][:70]:<70} score {r['score']:.4f}  [{r['item']}]")
+        if explain:
+            click.echo("       " + " · ".join(f"{s} {v:.4f}" for s, v in r["scores"].items()))
+            for why in r["reasons"]:
+                click.echo(f"       {why}")
 
 
 @click.group()
