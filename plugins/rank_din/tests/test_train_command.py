@@ -142,3 +142,17 @@ def test_report_stages_and_bench_rank(trained) -> None:
     assert b["din"]["p50_ms"] > 0
     assert b["din"]["p99_ms"] >= b["din"]["p50_ms"]
     assert "passthrough (baseline)" in b
+
+    cascade = dirs["state_dir"].parent / "cascade.yaml"
+    cascade.write_text(
+        "recall: {k: 50, type: itemcf}\nrank: {type: din, model: din@latest, k: 20}\n"
+        "rerank: {type: passthrough, k: 10}\nrules: [{type: group_cap, max_per_group: 2}]\n"
+    )
+    proc = run_cli(
+        ["bench", "cascade", "--config", str(cascade), "--requests", "30", "--repeat", "1", "--json"], **dirs
+    )
+    assert proc.returncode == 0, proc.stderr
+    c = json.loads(proc.stdout)[str(cascade)]
+    assert c["counts"] == "50 -> 20 -> 10"
+    assert 0 < c["rank"]["p50_ms"] <= c["total"]["p99_ms"]
+    assert c["total"]["p50_ms"] >= c["recall"]["p50_ms"]

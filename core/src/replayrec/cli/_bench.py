@@ -11,12 +11,13 @@ from typing import Any
 import click
 import numpy as np
 
+from replayrec.cascade import Cascade, load_cascade
 from replayrec.cli._common import echo_json, info, resolve_dataset, settings_of
 from replayrec.data import DATASETS, WorldConfig, generate_world
 from replayrec.evaluation import build_requests, build_split, evaluate
 from replayrec.evaluation._protocols import EvalSet, ProtocolSplit
 from replayrec.plugins import build_stage, kind_of
-from replayrec.registry import artifact_stage_config, resolve_model
+from replayrec.registry import StageResolver, artifact_stage_config, resolve_model
 from replayrec.stages import Candidate, Rank, Recall, Request, StageContext
 
 __all__ = ["bench"]
@@ -304,4 +305,85 @@ def bench_rank(
                 "p99_ms": round(statistics.median(float(np.percentile(a, 99)) for a in runs), 3),
                 "mean_ms": round(statistics.median(float(a.mean()) for a in runs), 3),
             }
+    _emit(result, as_json, out)
+
+
+def _cascade_times(cascade: Cascade, requests: list[Request], repeat: int) -> dict[str, dict[str, float]]:
+    """Per-request milliseconds of each stage and of the whole cascade (medians over `repeat` runs)."""
+    cfg = cascade.config
+    for r in requests[:20]:
+        cascade.recommend(r)
+    runs: list[dict[str, list[float]]] = []
+    for _ in range(repeat):
+        t: dict[str, list[float]] = {"recall": [], "rank": [], "rerank+rules": [], "total": []}
+        for r in requests:
+            t0 = time.perf_counter()
+            cands = cascade.recall.retrieve(r, cfg.recall.k)
+            t1 = time.perf_counter()
+            scored = cascade.rank.score(r, cands)[: cfg.rank.k]
+            t2 = time.perf_counter()
+            cascade._finish(r, scored, cfg.rerank.k)
+            t3 = time.perf_counter()
+            for key, v in (
+                ("recall", t1 - t0),
+                ("rank", t2 - t1),
+                ("rerank+rules", t3 - t2),
+                ("total", t3 - t0),
+            ):
+                t[key].append(v * 1e3)
+        runs.append(t)
+    return {
+        key: {
+            "p50_ms": round(statistics.median(float(np.percentile(run[key], 50)) for run in runs), 3),
+            "p99_ms": round(statistics.median(float(np.percentile(run[key], 99)) for run in runs), 3),
+        }
+        for key in runs[0]
+    }
+
+
+@bench.command("cascade")
+@click.option("--config", "cascade_path", type=click.Path(path_type=Path), required=True)
+@click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
+@click.option(
+    "--baseline", type=click.Path(path_type=Path), help="cascade timed in the same run (default: built-in)"
+)
+@click.option("--requests", "n_requests", type=int, default=1000, show_default=True)
+@click.option("--repeat", type=int, default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path))
+@click.pass_context
+def bench_cascade(
+    ctx: click.Context,
+    cascade_path: Path,
+    name: str | None,
+    baseline: Path | None,
+    n_requests: int,
+    repeat: int,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """End-to-end offline cascade latency per request (recall → rank → rerank + rules) on one core, with each
+    stage's share, beside a baseline cascade measured in the same run."""
+    from threadpoolctl import threadpool_limits
+
+    settings = settings_of(ctx)
+    ds = resolve_dataset(settings, name)
+    split = build_split(ds, DATASETS[ds.name].protocol)
+    rows = np.random.default_rng(settings.seed).choice(
+        len(split.test), min(n_requests, len(split.test)), False
+    )
+    requests = build_requests(split.test, np.sort(rows).astype(np.int64), split.history_len or 50)
+    resolver = StageResolver(settings, ds.name, StageContext(ds.catalog, split.fit, seed=settings.seed))
+    result: dict[str, Any] = {"dataset": ds.name, "requests": len(requests), "repeats": repeat}
+    with threadpool_limits(limits=1):
+        _one_torch_thread()
+        for label, path in (
+            (str(cascade_path), cascade_path),
+            (f"{baseline or 'built-in'} (baseline)", baseline),
+        ):
+            cascade = Cascade.build(load_cascade(path), resolver.context_for)
+            cascade.warmup()
+            cfg = cascade.config
+            result[label] = {"counts": f"{cfg.recall.k} -> {cfg.rank.k} -> {cfg.rerank.k}"}
+            result[label].update(_cascade_times(cascade, requests, repeat))
     _emit(result, as_json, out)
