@@ -114,6 +114,8 @@ def test_report_stages_and_bench_rank(trained) -> None:
             "din@latest",
             "--recall",
             "itemcf",
+            "--rerank",
+            "",
             "--bootstrap",
             "50",
             "--json",

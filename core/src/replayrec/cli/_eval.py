@@ -67,11 +67,13 @@ def model_cascade(plugin: str, kind: str, model: Path, options: dict[str, Any]) 
         raise ConfigError(f"{model} has no {ARTIFACT_UPSTREAM}: not a trained {kind} model")
     up = json.loads(file.read_text())
     depth = int(up["recall_k"])
-    spec: dict[str, Any] = {"type": plugin, "model": str(model), "k": depth, **options}
     layout: dict[str, Any] = {"recall": {"k": depth, "channels": [up["recall"]]}}
     if kind == "rank":
+        spec: dict[str, Any] = {"type": plugin, "model": str(model), "k": depth, **options}
         layout.update(rank=spec, rerank={"type": "passthrough", "k": depth})
-    else:
+    else:  # a reranker reorders the rank stage's top rank_k
+        depth = int(up["rank_k"])
+        spec = {"type": plugin, "model": str(model), "k": depth, **options}
         layout.update(rank={**up["rank"], "k": depth}, rerank=spec)
     return CascadeConfig.from_mapping(layout, source=f"cascade of {model}")
 

@@ -55,6 +55,10 @@ def _lift(base: EvalResult, other: EvalResult, n_boot: int, seed: int) -> dict[s
 @click.option("--rank", "rank", default="din", show_default=True, help="trained rank plugin")
 @click.option("--rank-model", help="rank model (artifact or PLUGIN@alias); default: RANK@latest")
 @click.option(
+    "--rerank", "rerank", default="ranknet", show_default=True, help="trained rerank plugin ('' for none)"
+)
+@click.option("--rerank-model", help="rerank model (artifact or PLUGIN@alias); default: RERANK@latest")
+@click.option(
     "--train-missing/--no-train-missing",
     default=True,
     show_default=True,
@@ -69,13 +73,15 @@ def stages_cmd(
     recall: str,
     rank: str,
     rank_model: str | None,
+    rerank: str,
+    rerank_model: str | None,
     train_missing: bool,
     n_boot: int,
     as_json: bool,
 ) -> None:
     """Per-stage table on the dataset's own protocol: popularity, item-CF, the recall alone (its top-K
-    ordering) and recall → rank over the same candidates, with bootstrap CIs and the rank stage's paired
-    lift over the recall ordering."""
+    ordering), recall → rank over the same candidates and recall → rank → rerank over the rank stage's top
+    list, with bootstrap CIs and each model stage's paired lift over the stage before it."""
     settings = settings_of(ctx)
     ds = resolve_dataset(settings, name)
     if kind_of(rank) != "rank" or kind_of(recall) != "recall":
@@ -111,9 +117,29 @@ def stages_cmd(
         "recall": f"{recall} recall (top {depth} order)",
         "recall+rank": f"{recall} → {rank}",
     }
+    if rerank:
+        if kind_of(rerank) != "rerank":
+            raise ConfigError(f"--rerank must name a rerank plugin, got {rerank!r}")
+        if rerank_model is not None:
+            rerank_path = resolve_model(rerank_model, settings, ds.name, rerank)
+        else:
+            ch = stacked.recall.channels[0]
+            upstream = {
+                "recall": {"type": ch.type, "model": ch.model, **ch.options},
+                "rank": {"type": rank, "model": str(rank_path)},
+            }
+            rerank_path = _model(settings, ds.name, rerank, train_missing, upstream)
+        res["recall+rank+rerank"] = run_evaluation(
+            settings, ds, None, rerank, {}, model=rerank_path, n_boot=n_boot, ks=(10, 20, 50)
+        )
+        labels["recall+rank+rerank"] = f"{recall} → {rank} → {rerank}"
     out = {k: _row(v, labels[k]) for k, v in res.items()}
     out["recall+rank"]["lift_over_recall"] = _lift(res["recall"], res["recall+rank"], n_boot, settings.seed)
     out["recall+rank"]["model"] = str(rank_path)
+    if rerank:
+        full = res["recall+rank+rerank"]
+        out["recall+rank+rerank"]["lift_over_rank"] = _lift(res["recall+rank"], full, n_boot, settings.seed)
+        out["recall+rank+rerank"]["model"] = str(rerank_path)
     table = {labels[k]: v for k, v in out.items()}
     table.update(PUBLISHED.get(ds.name, {}))
     paths = write_report(
@@ -125,10 +151,13 @@ def stages_cmd(
     protocol = out["recall"]["protocol"]
     click.echo(f"\n## {ds.name} — protocol {protocol}, 95% bootstrap CI over users\n")
     click.echo(markdown_table(table, _COLUMNS))
-    lift = out["recall+rank"]["lift_over_recall"]
-    click.echo(
-        f"\n{rank} over the {recall} ordering (same candidates, paired bootstrap): "
-        + ", ".join(f"{m} {v[0]:+.1%} [{v[1]:+.1%}, {v[2]:+.1%}]" for m, v in lift.items())
-    )
+    lifts = [(f"{rank} over the {recall} ordering", out["recall+rank"]["lift_over_recall"])]
+    if rerank:
+        lifts.append((f"{rerank} over the {rank} ordering", out["recall+rank+rerank"]["lift_over_rank"]))
+    for what, lift in lifts:
+        click.echo(
+            f"\n{what} (same users, paired bootstrap): "
+            + ", ".join(f"{m} {v[0]:+.1%} [{v[1]:+.1%}, {v[2]:+.1%}]" for m, v in lift.items())
+        )
     click.echo(f"gauc: popularity / item-CF over the catalogue; the cascade rows within the top-{depth} list")
     click.echo(f"report: {paths['md']} (+ .json, .png)")

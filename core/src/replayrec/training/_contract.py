@@ -75,7 +75,9 @@ class TrainingJob(Protocol):
 
         The runner validates a :class:`~replayrec.stages.Recall` by exact full ranking. A job whose stage
         ranks candidate lists (rank, rerank) also defines ``validation_model() -> ListFn``: the candidate
-        lists of the validation requests, ordered by its current weights."""
+        lists of the validation requests, ordered by its current weights. A job that trains on
+        ``data.valid`` (a reranker learning from lists its upstream stages never saw) defines
+        ``validation_set() -> EvalSet``, the held-out part the runner validates on instead."""
 
     def export(self, directory: Path) -> Mapping[str, Any]:
         """Write ``model.pt`` (and any extra files) into ``directory``; return the serving config."""

@@ -93,6 +93,9 @@ def _validation_callback(
     import lightning as L
     import torch
 
+    own = getattr(job, "validation_set", None)  # a job that trains on data.valid keeps its own hold-out
+    valid = own() if callable(own) else data.valid
+
     class FullRankingValidation(L.Callback):
         """Every ``every`` epochs: exact full-ranking validation, logging, early stopping, best weights."""
 
@@ -109,10 +112,10 @@ def _validation_callback(
             if loss is not None:
                 row["train_loss"] = float(loss)
             last = epoch + 1 >= (trainer.max_epochs or 0)
-            if data.valid is not None and ((epoch + 1) % every == 0 or last):
+            if valid is not None and ((epoch + 1) % every == 0 or last):
                 res = evaluate(
                     _validation_model(job),
-                    data.valid,
+                    valid,
                     n_items=data.catalog.n_items,
                     history_len=data.history_len,
                     ks=(10, 20, 200),

@@ -1,0 +1,39 @@
+"""Typed, closed configuration: the serving stage's and the trainer's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from replayrec.stages import StageConfig
+
+__all__ = ["RankNetConfig", "RankNetTrainConfig"]
+
+
+class RankNetConfig(StageConfig):
+    """Serving: feature parameters must match training (they are saved with the model)."""
+
+    rank_stage: str = Field(default="din", description="the rank stage whose score is a feature")
+    window_days: float = Field(default=30.0, gt=0, description="recent-popularity window")
+    recent_items: int = Field(default=5, gt=0, description="history items for the similarity features")
+
+
+class RankNetTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recall: dict[str, Any] = Field(default_factory=lambda: {"type": "lightgcn", "model": "lightgcn@latest"})
+    rank: dict[str, Any] = Field(default_factory=lambda: {"type": "din", "model": "din@latest"})
+    recall_k: int = Field(default=200, gt=0)
+    rank_k: int = Field(default=50, gt=0, description="the ranked list RankNet reorders")
+    window_days: float = Field(default=30.0, gt=0)
+    recent_items: int = Field(default=5, gt=0)
+    holdout: float = Field(default=0.2, gt=0, lt=1, description="share of the lists kept for early stopping")
+    hidden: list[int] = Field(default_factory=lambda: [32, 16])
+    lr: float = Field(default=3e-3, gt=0)
+    batch_size: int = Field(default=256, gt=0)
+    epochs: int = Field(default=30, gt=0)
+    patience: int = Field(default=3, gt=0)
+    eval_every: int = Field(default=1, gt=0)
+    monitor: str = "ndcg@10"
+    seed: int = 0

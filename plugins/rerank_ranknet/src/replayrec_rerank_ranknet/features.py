@@ -1,0 +1,121 @@
+"""Per-candidate features for RankNet, computed as of the request time (numpy only).
+
+For a ranked list (the rank stage's order) each candidate gets:
+
+==============  ==========================================================================================
+``rank_score``  the rank stage's score (DIN's)
+``recall``      the recall score (the first score recorded on the candidate)
+``position``    log(1 + its position in the incoming order)
+``pop_all``     log(1 + events of the item before the request time)
+``pop_recent``  log(1 + events of the item in the ``window_days`` before the request time)
+``age``         log(1 + days since the item's first event before the request time; 0 if none)
+``last_seen``   log(1 + days since the item's latest event before the request time; 0 if none)
+``sim_last``    cosine similarity of the item's vector to the user's newest history item
+``sim_recent``  the largest cosine similarity to the newest ``recent_items`` history items
+``redundancy``  the largest cosine similarity to the candidates placed above it (the diversity signal)
+==============  ==========================================================================================
+
+Only events strictly before the request time count, so features of a past request never see its future.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from replayrec.data import Interactions
+from replayrec.stages import Candidate, Request
+
+__all__ = ["FEATURES", "ItemClock", "list_features"]
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+FEATURES = (
+    "rank_score",
+    "recall",
+    "position",
+    "pop_all",
+    "pop_recent",
+    "age",
+    "last_seen",
+    "sim_last",
+    "sim_recent",
+    "redundancy",
+)
+_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class ItemClock:
+    """Every item's event times, sorted (CSR): counts and first / last events before any time."""
+
+    ptr: I64
+    times: I64
+
+    @classmethod
+    def from_events(cls, events: Interactions) -> ItemClock:
+        order = np.lexsort((events.timestamp, events.item))
+        counts = np.bincount(events.item, minlength=events.n_items)
+        ptr = np.zeros(events.n_items + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return cls(ptr, events.timestamp[order].astype(np.int64))
+
+    def before(self, items: I64, t: int) -> tuple[I64, I64]:
+        """(number of events of each item strictly before ``t``, index of the first of them)."""
+        lo, hi = self.ptr[items], self.ptr[items + 1]
+        n = np.array([np.searchsorted(self.times[a:b], t, "left") for a, b in zip(lo, hi, strict=True)])
+        return n.astype(np.int64), lo
+
+
+def _unit(v: F32) -> F32:
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    out: F32 = v / np.maximum(norm, 1e-12)
+    return out
+
+
+def list_features(
+    request: Request,
+    ranked: Sequence[Candidate],
+    clock: ItemClock,
+    vectors: F32,
+    rank_stage: str,
+    window_days: float = 30.0,
+    recent_items: int = 5,
+) -> F32:
+    """Features (len(ranked), len(FEATURES)) of a list in its incoming order; ``vectors`` are unit item
+    vectors (n_items, d)."""
+    n = len(ranked)
+    out = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    if n == 0:
+        return out
+    items = np.array([c.item for c in ranked], dtype=np.int64)
+    t = int(request.timestamp)
+    out[:, 0] = [c.scores.get(rank_stage, c.score) for c in ranked]
+    out[:, 1] = [next(iter(c.scores.values()), 0.0) for c in ranked]
+    out[:, 2] = np.log1p(np.arange(n))
+    count, lo = clock.before(items, t)
+    recent, _ = clock.before(items, int(t - window_days * _DAY))
+    out[:, 3] = np.log1p(count)
+    out[:, 4] = np.log1p(count - recent)
+    has = count > 0
+    first = np.where(has, clock.times[np.minimum(lo, clock.times.size - 1)], t)
+    last = np.where(has, clock.times[np.maximum(lo + count - 1, 0)], t)
+    out[:, 5] = np.where(has, np.log1p(np.maximum(t - first, 0) / _DAY), 0.0)
+    out[:, 6] = np.where(has, np.log1p(np.maximum(t - last, 0) / _DAY), 0.0)
+    cand = vectors[items]
+    hist = request.history[-recent_items:]
+    if hist.size:
+        sims = cand @ vectors[hist].T  # (n, h)
+        out[:, 7] = sims[:, -1]
+        out[:, 8] = sims.max(axis=1)
+    pair = cand @ cand.T
+    above = np.where(np.tri(n, k=-1, dtype=bool), pair, -1.0)  # candidates placed above each one
+    out[1:, 9] = above[1:].max(axis=1)
+    return out
+
+
+def unit_vectors(vectors: npt.ArrayLike) -> F32:
+    return _unit(np.asarray(vectors, dtype=np.float32))

@@ -1,0 +1,125 @@
+"""RankNet: features as of the request time, the pairwise loss, numpy serving = torch, contract suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from replayrec_rerank_ranknet.config import RankNetConfig
+from replayrec_rerank_ranknet.features import FEATURES, ItemClock, list_features, unit_vectors
+from replayrec_rerank_ranknet.model import RankNet, pairwise_loss
+from replayrec_rerank_ranknet.stage import RankNetRerank, RankNetWeights
+
+from replayrec.data import Interactions
+from replayrec.errors import StageInputError
+from replayrec.stages import Candidate, Request, StageContext
+from replayrec.testing import RerankContract
+
+DAY = 86_400
+
+
+def test_popularity_and_recency_only_count_events_before_the_request() -> None:
+    # item 0: events at days 1, 2, 40; item 1: day 39; item 2: never
+    ev = Interactions(
+        np.array([0, 1, 2, 3]), np.array([0, 0, 1, 0]), np.array([1, 2, 39, 40]) * DAY, n_users=4, n_items=3
+    )
+    clock = ItemClock.from_events(ev)
+    vecs = unit_vectors(np.eye(3))
+    req = Request.create(9, 40 * DAY, [1], [39 * DAY])  # at day 40: item 0's day-40 event is not "before"
+    f = list_features(
+        req, [Candidate(0, 2.0, {"recall": 5.0, "din": 2.0}), Candidate(2, 1.0)], clock, vecs, "din"
+    )
+    col = {name: i for i, name in enumerate(FEATURES)}
+    assert f[0, col["pop_all"]] == pytest.approx(np.log1p(2))
+    assert f[0, col["pop_recent"]] == pytest.approx(0.0), "days 1 and 2 are outside the 30-day window"
+    assert f[0, col["age"]] == pytest.approx(np.log1p(39))
+    assert f[0, col["last_seen"]] == pytest.approx(np.log1p(38))
+    assert f[1, col["pop_all"]] == 0
+    assert f[0, col["rank_score"]] == 2.0
+    assert f[0, col["recall"]] == 5.0
+    later = list_features(Request.create(9, 41 * DAY, [1]), [Candidate(0, 1.0)], clock, vecs, "din")
+    assert later[0, col["pop_all"]] == pytest.approx(np.log1p(3)), "a day later the day-40 event counts"
+
+
+def test_similarity_and_redundancy_features() -> None:
+    ev = Interactions(np.array([0]), np.array([0]), np.array([0]), n_users=1, n_items=4)
+    vecs = unit_vectors(np.array([[1, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32))
+    req = Request.create(0, DAY, [2])
+    f = list_features(req, [Candidate(i, 1.0) for i in (0, 1, 2, 3)], ItemClock.from_events(ev), vecs, "din")
+    col = {name: i for i, name in enumerate(FEATURES)}
+    np.testing.assert_allclose(f[:, col["sim_last"]], [0, 0, 1, np.sqrt(0.5)], atol=1e-6)
+    # item 1 repeats item 0 (placed above): fully redundant; item 2 is orthogonal to both above it
+    np.testing.assert_allclose(f[:, col["redundancy"]], [0, 1, 0, np.sqrt(0.5)], atol=1e-6)
+
+
+def test_pairwise_loss_prefers_the_right_order_and_ignores_padding() -> None:
+    labels = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    valid = torch.tensor([[True, True, True, False]])
+    good = pairwise_loss(torch.tensor([[3.0, 1.0, 0.0, 99.0]]), labels, valid)
+    bad = pairwise_loss(torch.tensor([[0.0, 1.0, 3.0, -99.0]]), labels, valid)
+    assert good < bad
+    expected = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(-3.0))) / 2
+    assert float(good) == pytest.approx(expected, rel=1e-5), "padding (score 99) is not a pair"
+    scores = torch.zeros(1, 4, requires_grad=True)
+    pairwise_loss(scores, labels, valid).backward()
+    assert scores.grad[0, 0] < 0 < scores.grad[0, 1], "the positive is pushed up, negatives down"
+
+
+def test_numpy_scorer_equals_torch() -> None:
+    torch.manual_seed(0)
+    model = RankNet(len(FEATURES), [8, 4])
+    model.set_scaling(torch.randn(len(FEATURES)), torch.rand(len(FEATURES)) + 0.5)
+    x = torch.randn(6, len(FEATURES))
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    state["item_vectors"] = np.zeros((3, 2), np.float32)
+    np.testing.assert_allclose(RankNetWeights(state).score(x.numpy()), model(x).detach().numpy(), rtol=1e-5)
+
+
+class TestRankNetContract(RerankContract):
+    @pytest.fixture
+    def make_stage(self, trained_job):
+        _, _, job = trained_job
+        stage = job.stage()
+        return lambda ctx: RankNetRerank(
+            stage.cfg, StageContext(ctx.catalog, extras={"weights": stage.w, "clock": stage.clock})
+        )
+
+
+def test_training_learned_to_order_the_held_out_lists(trained_job) -> None:
+    from replayrec.evaluation import evaluate
+
+    _, data, job = trained_job
+    res = evaluate(
+        job.validation_model(),
+        job.validation_set(),
+        n_items=data.catalog.n_items,
+        history_len=None,
+        ks=(10,),
+        n_boot=0,
+    )
+    passthrough = evaluate(
+        lambda reqs, depth: [job.lists[(r.user, r.timestamp)][:depth] for r in reqs],
+        job.validation_set(),
+        n_items=data.catalog.n_items,
+        history_len=None,
+        ks=(10,),
+        n_boot=0,
+    )
+    assert len(job.tensors) > 20
+    assert res.metrics["hr@10"] >= passthrough.metrics["hr@10"] - 0.05
+
+
+def test_export_and_reload_without_pickle(trained_job, tmp_path: Path) -> None:
+    world, data, job = trained_job
+    job.export(tmp_path)
+    ctx = StageContext(world.catalog, train=data.fit, artifact=tmp_path)
+    stage = RankNetRerank(RankNetConfig(rank_stage="passthrough"), ctx)
+    req = next(r for r in world.requests if r.history.size)
+    cands = world.candidates(req)
+    assert [c.item for c in stage.rerank(req, cands, 10)] == [
+        c.item for c in job.stage().rerank(req, cands, 10)
+    ]
+    with pytest.raises(StageInputError, match="needs training interactions"):
+        RankNetRerank(RankNetConfig(), StageContext(world.catalog, artifact=tmp_path))
