@@ -17,10 +17,13 @@ $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproje
 
 setup: $(STAMP)
 
-## main job: prepare the data (real Amazon Books when present, else the synthetic world) and report the baselines
+## main job: prepare the data (real Amazon Books when present, else the synthetic world), report the baselines,
+## train LightGCN → DIN → RankNet with the quick profile (reusing newer models if there are any) and print the
+## per-stage table
 demo: setup
 	$(BIN)/replayrec data prepare
 	$(BIN)/replayrec report baselines
+	$(BIN)/replayrec report stages --train-config configs/demo.yaml
 
 ## every check CI runs: lint, strict types on core, the test suite
 test: lint typecheck pytest

@@ -95,6 +95,15 @@ def test_synthetic_fallback_prepare_evaluate_recommend(tmp_path: Path) -> None:
         (["evaluate", "--plugin", "itemcf", "--set", "colour=red"], "colour: unknown key"),
         (["recommend", "--user", "no-such-user"], "user 'no-such-user' not found in dataset synthetic"),
         (["evaluate", "--plugin", "itemcf", "--protocol", "given"], "has no given train/test split"),
+        (
+            ["report", "stages", "--train-config", "no-such.yaml"],
+            "training profile no-such.yaml does not exist",
+        ),
+        (
+            ["report", "stages", "--rank", "itemcf"],
+            "--recall must name a recall plugin and --rank a rank plugin",
+        ),
+        (["evaluate", "--plugin", "ranknet"], "rerank plugin 'ranknet' needs --model"),
     ],
 )
 def test_bad_input_gives_one_line_errors(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -114,3 +114,13 @@ def test_no_leakage_on_the_real_books_training_events(books) -> None:
     # the targets come from training events only: never a user's last two (the loo validation / test targets)
     assert (t.end < seq.ptr[t.user + 1]).all()
     assert len(fit) == len(books.events) - 2 * int((np.diff(books.interactions().sequences.ptr) >= 3).sum())
+
+
+def test_max_targets_keeps_the_most_recent(world) -> None:
+    fit = world.train
+    every = training_targets(fit, max_history=8)
+    some = training_targets(fit, max_history=8, max_targets=100)
+    assert len(some) == 100
+    order = fit.sequences.order
+    assert order[some.end].min() >= np.sort(order[every.end])[-100], "the latest 100 in the global order"
+    assert set(some.end.tolist()) <= set(every.end.tolist())

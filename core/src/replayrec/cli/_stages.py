@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from replayrec.cascade import CascadeConfig
 from replayrec.cli._common import echo_json, info, resolve_dataset, settings_of
@@ -36,6 +37,20 @@ def _model(settings: Settings, dataset: str, plugin: str, train: bool, config: d
     return Path(out["artifact"])
 
 
+def _profile(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise ConfigError(f"training profile {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"training profile {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError(f"training profile {path} must map plugin names to training configs")
+    return data
+
+
 def _row(res: EvalResult, label: str) -> dict[str, Any]:
     out = res.to_dict()
     out["label"] = label
@@ -64,6 +79,12 @@ def _lift(base: EvalResult, other: EvalResult, n_boot: int, seed: int) -> dict[s
     show_default=True,
     help="train models that are missing",
 )
+@click.option(
+    "--train-config",
+    "train_config",
+    type=click.Path(path_type=Path),
+    help="YAML {plugin: training config} for models trained here (e.g. configs/demo.yaml, a quick profile)",
+)
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -76,6 +97,7 @@ def stages_cmd(
     rerank: str,
     rerank_model: str | None,
     train_missing: bool,
+    train_config: Path | None,
     n_boot: int,
     as_json: bool,
 ) -> None:
@@ -83,15 +105,16 @@ def stages_cmd(
     ordering), recall → rank over the same candidates and recall → rank → rerank over the rank stage's top
     list, with bootstrap CIs and each model stage's paired lift over the stage before it."""
     settings = settings_of(ctx)
+    profile = _profile(train_config)
     ds = resolve_dataset(settings, name)
     if kind_of(rank) != "rank" or kind_of(recall) != "recall":
         raise ConfigError(f"--recall must name a recall plugin and --rank a rank plugin ({recall}, {rank})")
     if rank_model is not None:
         rank_path = resolve_model(rank_model, settings, ds.name, rank)
     else:
-        _model(settings, ds.name, recall, train_missing, {})
+        _model(settings, ds.name, recall, train_missing, profile.get(recall, {}))
         rec_spec = {"recall": {"type": recall, "model": f"{recall}@latest"}}
-        rank_path = _model(settings, ds.name, rank, train_missing, rec_spec)
+        rank_path = _model(settings, ds.name, rank, train_missing, {**profile.get(rank, {}), **rec_spec})
     stacked = model_cascade(rank, "rank", rank_path, {})
     depth = stacked.recall.k
     recall_only = CascadeConfig.from_mapping(
@@ -128,7 +151,9 @@ def stages_cmd(
                 "recall": {"type": ch.type, "model": ch.model, **ch.options},
                 "rank": {"type": rank, "model": str(rank_path)},
             }
-            rerank_path = _model(settings, ds.name, rerank, train_missing, upstream)
+            rerank_path = _model(
+                settings, ds.name, rerank, train_missing, {**profile.get(rerank, {}), **upstream}
+            )
         res["recall+rank+rerank"] = run_evaluation(
             settings, ds, None, rerank, {}, model=rerank_path, n_boot=n_boot, ks=(10, 20, 50)
         )

@@ -27,6 +27,9 @@ class DINTrainConfig(BaseModel):
     hard_negatives: int = Field(default=24, ge=0, description="negatives drawn from the recall candidates")
     random_negatives: int = Field(default=8, ge=0, description="negatives drawn uniformly from the catalogue")
     min_history: int = Field(default=1, ge=1, description="training targets need this many earlier events")
+    max_targets: int | None = Field(
+        default=None, gt=0, description="train on the most recent N targets only (quick profiles)"
+    )
     max_history: int = Field(default=50, gt=0)
 
     item_dim: int = Field(default=64, gt=0)

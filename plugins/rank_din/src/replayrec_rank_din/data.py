@@ -71,9 +71,11 @@ class Targets:
         return out
 
 
-def training_targets(fit: Interactions, max_history: int, min_history: int = 1) -> Targets:
+def training_targets(
+    fit: Interactions, max_history: int, min_history: int = 1, max_targets: int | None = None
+) -> Targets:
     """Every event with at least ``min_history`` earlier events of the same user (a repeat of an item the
-    user already had is skipped: serving never recommends it)."""
+    user already had is skipped: serving never recommends it); with ``max_targets``, the most recent ones."""
     seq = fit.sequences
     lengths = seq.lengths
     user_of = np.repeat(np.arange(fit.n_users, dtype=np.int64), lengths)
@@ -86,6 +88,8 @@ def training_targets(fit: Interactions, max_history: int, min_history: int = 1) 
     is_first = np.zeros(seq.items.size, dtype=bool)
     is_first[first_seen] = True
     end = np.flatnonzero(keep & is_first).astype(np.int64)
+    if max_targets is not None and end.size > max_targets:  # the latest events in the global order
+        end = np.sort(end[np.argsort(seq.order[end], kind="stable")[-max_targets:]])
     start = np.maximum(first[end], end - max_history)
     return Targets(user_of[end], first[end], start, end, seq.items, seq.times)
 

@@ -72,7 +72,7 @@ class DINJob:
             raise ConfigError(f"din: {config.recall.get('type')!r} is not a recall stage")
         self.recall = recall
         fit = data.fit
-        self.targets = training_targets(fit, config.max_history, config.min_history)
+        self.targets = training_targets(fit, config.max_history, config.min_history, config.max_targets)
         if len(self.targets) == 0:
             raise ConfigError("din: no training targets (no user has enough events)")
         started = time.perf_counter()
