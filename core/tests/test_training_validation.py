@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from replayrec.testing import tiny_world
 from replayrec.training import holdout_validation
@@ -24,3 +25,15 @@ def test_holdout_validation_withholds_exactly_the_targets() -> None:
     again = holdout_validation(train, seed=1, max_users=30)[1]
     assert np.array_equal(again.tgt_items, valid.tgt_items), "deterministic for a seed"
     assert np.all(np.diff(fit.timestamp) >= 0)
+
+
+def test_sharded_batches_split_evenly_and_disjointly() -> None:
+    from replayrec.training._ray import ShardedBatches
+
+    batches = list(range(11))
+    shards = [list(ShardedBatches(batches, r, 3)) for r in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]  # the remainder is dropped: DDP needs equal step counts
+    assert sorted(i for s in shards for i in s) == list(range(9))
+    assert len(ShardedBatches(batches, 0, 3)) == 3
+    with pytest.raises(ValueError, match="bad shard"):
+        ShardedBatches(batches, 3, 3)

@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from replayrec import __version__
+from replayrec.cli._ab import ab
 from replayrec.cli._bench import bench
 from replayrec.cli._data import data
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
+from replayrec.cli._pipeline import pipeline, promote_cmd, registry, rollback_cmd
 from replayrec.cli._plugins import plugins
 from replayrec.cli._stages import stages_cmd
 from replayrec.cli._train import bench_train_cmd, train_cmd
@@ -49,6 +51,11 @@ cli.add_command(bench)
 cli.add_command(train_cmd)
 bench.add_command(bench_train_cmd)
 report.add_command(stages_cmd)
+cli.add_command(pipeline)
+cli.add_command(registry)
+cli.add_command(promote_cmd)
+cli.add_command(rollback_cmd)
+cli.add_command(ab)
 
 
 def main() -> None:

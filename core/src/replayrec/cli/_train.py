@@ -44,6 +44,9 @@ def _train(
     config: dict[str, Any],
     tracking: str | None,
     val_users: int,
+    workers: int | None = None,
+    address: str | None = None,
+    use_gpu: bool = False,
 ) -> dict[str, Any]:
     from replayrec.plugins import load_trainer
     from replayrec.training._runner import TrainOptions, run_training
@@ -59,7 +62,12 @@ def _train(
         tracking_uri=tracking,
         progress=is_tty(),
     )
-    return run_training(plugin, ds, settings, opts)
+    if workers is None and address is None:
+        return run_training(plugin, ds, settings, opts)
+    from replayrec.training._ray import run_training_ray
+
+    info(f"Ray Train: {workers or 1} worker(s) " + (f"on {address}" if address else "started locally"))
+    return run_training_ray(plugin, ds, settings, opts, workers or 1, address, use_gpu)
 
 
 @click.command("train")
@@ -73,6 +81,9 @@ def _train(
     "--tracking-uri", help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default: sqlite in the state dir]"
 )
 @click.option("--val-users", type=int, default=10_000, show_default=True, help="validation users (sampled)")
+@click.option("--workers", type=int, help="train under Ray Train with N workers (DDP)")
+@click.option("--ray-address", "address", help="an existing Ray cluster (e.g. ray://head:10001; KubeRay)")
+@click.option("--gpu", "use_gpu", is_flag=True, help="Ray Train workers use one GPU each")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def train_cmd(
@@ -85,11 +96,27 @@ def train_cmd(
     sets: tuple[str, ...],
     tracking_uri: str | None,
     val_users: int,
+    workers: int | None,
+    address: str | None,
+    use_gpu: bool,
     as_json: bool,
 ) -> None:
-    """Train a plugin with Lightning, tracked in MLflow; saves a model artifact."""
+    """Train a plugin with Lightning, tracked in MLflow; saves a model artifact and registers a version.
+    With --workers N (or --ray-address) the same LightningModule runs under Ray Train."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
     out = _train(
-        settings_of(ctx), plugin, name, protocol, epochs, _config(config_path, sets), tracking_uri, val_users
+        settings_of(ctx),
+        plugin,
+        name,
+        protocol,
+        epochs,
+        _config(config_path, sets),
+        tracking_uri,
+        val_users,
+        workers,
+        address,
+        use_gpu,
     )
     out.pop("history")
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -41,6 +42,14 @@ class Dataset:
     @property
     def n_items(self) -> int:
         return len(self.items)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 (16 hex) of what determines the prepared data: the source files' checksums, the ETL
+        format and parameters, the groups and the counts (not the preparation time)."""
+        keep = {k: v for k, v in self.manifest.items() if not k.endswith("_seconds")}
+        blob = json.dumps(keep, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -76,5 +76,8 @@ def paired_lift(
         counts = np.stack([np.bincount(rng.integers(0, a.size, a.size), minlength=a.size) for _ in range(m)])
         with np.errstate(invalid="ignore", divide="ignore"):
             lifts[i : i + m] = (counts @ b) / (counts @ a) - 1
-    lo, hi = np.nanpercentile(lifts, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    lifts = lifts[np.isfinite(lifts)]  # resamples whose base mean is 0 have no defined lift
+    if lifts.size == 0:
+        return point, float("nan"), float("nan")
+    lo, hi = np.percentile(lifts, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return point, float(lo), float(hi)

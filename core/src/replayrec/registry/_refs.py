@@ -101,23 +101,16 @@ def latest_artifact(settings: Settings, plugin: str, dataset: str) -> Path:
 
 
 def _from_registry(settings: Settings, plugin: str, alias: str, tracking_uri: str | None) -> Path:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
+    from replayrec.registry._mlflow import ModelRegistry
     from replayrec.training._runner import tracking_uri as default_uri
 
-    client = mlflow.MlflowClient(default_uri(settings, tracking_uri))
-    name = registered_model_name(plugin)
-    try:
-        mv = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
+    found = ModelRegistry(default_uri(settings, tracking_uri)).by_alias(plugin, alias)
+    if found is None:
         raise ConfigError(
-            f"model reference {plugin}@{alias}: no such alias in the registry ({exc})"
-        ) from None
-    path = mv.tags.get("replayrec.artifact")
-    if not path:
-        raise ConfigError(f"{name} version {mv.version} has no replayrec.artifact tag")
-    return Path(path)
+            f"model reference {plugin}@{alias}: no such alias in the registry "
+            f"({registered_model_name(plugin)} has no alias {alias!r})"
+        )
+    return found.artifact
 
 
 def resolve_model(

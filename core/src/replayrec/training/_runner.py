@@ -32,7 +32,17 @@ from replayrec.stages import Recall, StageContext
 from replayrec.training._contract import ARTIFACT_IDS, ARTIFACT_META, TrainData, TrainingJob
 from replayrec.training._validation import validation_set
 
-__all__ = ["TrainOptions", "run_training", "tracking_uri"]
+__all__ = [
+    "TrainOptions",
+    "finish_training",
+    "make_callback",
+    "make_logger",
+    "prepare_job",
+    "quiet_fit",
+    "run_training",
+    "tracking_uri",
+    "trainer_kwargs",
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class TrainOptions:
     val_users: int = 10_000
     tracking_uri: str | None = None
     progress: bool = True
+    #: Lightning accelerator of the single-process path (``cpu``, ``gpu``, ``auto``)
+    accelerator: str = "cpu"
 
 
 def tracking_uri(settings: Settings, explicit: str | None = None) -> str:
@@ -190,32 +202,20 @@ def _plugin_version(job: TrainingJob) -> str | None:
         return None
 
 
-def _register(client: Any, plugin: str, run_id: str, artifact: Path, meta: Mapping[str, Any]) -> str:
-    """Register the artifact as a new version of ``replayrec-<plugin>`` in the MLflow model registry."""
-    from mlflow.exceptions import MlflowException
-
-    name = registered_model_name(plugin)
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=f"replayrec {plugin} models")
-    tags = {
-        "replayrec.artifact": str(artifact.resolve()),
-        "dataset": str(meta["dataset"]),
-        "protocol": str(meta["protocol"]),
-        "plugin_version": str(meta["plugin_version"]),
-        "core_api": str(meta["core_api"]),
-    }
-    tags.update({f"val_{k.replace('@', '_at_')}": f"{v:.6f}" for k, v in dict(meta["val_metrics"]).items()})
-    mv = client.create_model_version(name, source=f"runs:/{run_id}", run_id=run_id, tags=tags)
-    return str(mv.version)
+@dataclass
+class _Prepared:
+    plugin: str
+    ds: Dataset
+    protocol: str
+    data: TrainData
+    job: TrainingJob
+    cfg: dict[str, Any]
+    monitor: str
+    uri: str
 
 
-def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOptions) -> dict[str, Any]:
-    """Train ``plugin`` on ``ds``; returns a summary (artifact path, run id, metrics, timings)."""
-    import lightning as L
-    from lightning.pytorch.loggers import MLFlowLogger
-
+def prepare_job(plugin: str, ds: Dataset, settings: Settings, opts: TrainOptions) -> _Prepared:
+    """Split the data, build the plugin's job: the same in one process and in every Ray Train worker."""
     protocol = opts.protocol or DATASETS[ds.name].protocol
     split = build_split(ds, protocol)
     fit, valid = validation_set(split, settings.seed, opts.val_users)
@@ -227,58 +227,88 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
         config["epochs"] = opts.epochs
     job = _build_job(plugin, config, data)
     cfg = job.config.model_dump() if hasattr(job.config, "model_dump") else dict(config)
-    monitor = str(cfg.get("monitor", "ndcg@20"))
-    history: list[dict[str, float]] = []
-    callback = _validation_callback(
-        job,
-        data,
-        monitor,
+    return _Prepared(plugin, ds, protocol, data, job, cfg, str(cfg.get("monitor", "ndcg@20")), uri)
+
+
+def make_callback(p: _Prepared, history: list[dict[str, float]]) -> Any:
+    cfg = p.cfg
+    return _validation_callback(
+        p.job,
+        p.data,
+        p.monitor,
         int(cfg.get("eval_every", 1)),
         int(cfg.get("patience", 5)),
         history,
         float(cfg.get("lr_decay_on_plateau", 1.0)),
     )
-    exp_name = f"replayrec-{plugin}"
-    _experiment(uri, exp_name, settings)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    logger = MLFlowLogger(experiment_name=exp_name, tracking_uri=uri, run_name=f"{plugin}-{ds.name}-{stamp}")
+
+
+def make_logger(p: _Prepared, settings: Settings, stamp: str, extra: Mapping[str, Any]) -> Any:
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    exp_name = f"replayrec-{p.plugin}"
+    _experiment(p.uri, exp_name, settings)
+    logger = MLFlowLogger(
+        experiment_name=exp_name, tracking_uri=p.uri, run_name=f"{p.plugin}-{p.ds.name}-{stamp}"
+    )
     logger.log_hyperparams(
         {
-            "dataset": ds.name,
-            "protocol": protocol,
-            "fit_events": len(fit),
-            "val_users": len(valid),
+            "dataset": p.ds.name,
+            "protocol": p.protocol,
+            "fit_events": len(p.data.fit),
+            "val_users": len(p.data.valid) if p.data.valid is not None else 0,
             "core_api": CORE_API,
-            "plugin": plugin,
+            "plugin": p.plugin,
+            **extra,
         }
     )
-    trainer = L.Trainer(
-        max_epochs=int(cfg.get("epochs", 1)),
-        accelerator="cpu",
-        devices=1,
-        logger=logger,
-        callbacks=[callback],
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        enable_model_summary=False,
-        enable_progress_bar=opts.progress,
-        log_every_n_steps=1,
-        deterministic=False,
-    )
-    started = time.perf_counter()
+    return logger
+
+
+def trainer_kwargs(p: _Prepared, progress: bool) -> dict[str, Any]:
+    """Lightning ``Trainer`` arguments shared by the single-process and the Ray Train paths."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    return {
+        "max_epochs": int(p.cfg.get("epochs", 1)),
+        "accelerator": "cpu",
+        "enable_checkpointing": False,
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+        "enable_model_summary": False,
+        "enable_progress_bar": progress,
+        "log_every_n_steps": 1,
+        "deterministic": False,
+    }
+
+
+def quiet_fit(trainer: Any, p: _Prepared, loader: Any) -> float:
+    """``trainer.fit`` with Lightning's known-harmless warnings silenced; returns seconds."""
+    started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(does not have many workers|Sparse|IterableDataset).*")
         warnings.filterwarnings("ignore", message=".*(LeafSpec|litlogger).*")
-        trainer.fit(job.lightning_module(), train_dataloaders=job.train_dataloader())
-    seconds = time.perf_counter() - started
-    epochs_run = int(trainer.current_epoch)
-    run_id = str(logger.run_id)
+        trainer.fit(p.job.lightning_module(), train_dataloaders=loader)
+    return time.perf_counter() - started
 
+
+def finish_training(
+    p: _Prepared,
+    settings: Settings,
+    stamp: str,
+    run_id: str,
+    history: list[dict[str, float]],
+    best_epoch: int,
+    epochs_run: int,
+    seconds: float,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Export the artifact, write its metadata, log it to the MLflow run and register a model version."""
+    from replayrec.registry import ModelRegistry, git_commit
+
+    plugin, ds, monitor = p.plugin, p.ds, p.monitor
     artifact = settings.state_dir / "artifacts" / plugin / ds.name / f"{stamp}-{run_id[:8]}"
-    stage_config = dict(job.export(artifact))
+    stage_config = dict(p.job.export(artifact))
     best = {
         k[4:]: v
         for k, v in max(
@@ -288,19 +318,22 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
     }
     meta = {
         "plugin": plugin,
-        "plugin_version": _plugin_version(job),
+        "plugin_version": _plugin_version(p.job),
         "core_api": CORE_API,
         "dataset": ds.name,
-        "protocol": protocol,
-        "train_config": cfg,
+        "dataset_fingerprint": ds.fingerprint,
+        "git_commit": git_commit(),
+        "protocol": p.protocol,
+        "train_config": p.cfg,
         "stage_config": stage_config,
         "val_metrics": best,
-        "best_epoch": callback.best_epoch,
+        "best_epoch": best_epoch,
         "epochs_run": epochs_run,
         "mlflow_run_id": run_id,
-        "tracking_uri": uri,
+        "tracking_uri": p.uri,
         "created": stamp,
         "train_seconds": round(seconds, 2),
+        **(extra_meta or {}),
     }
     (artifact / ARTIFACT_META).write_text(json.dumps(meta, indent=2, sort_keys=True))
     (artifact / "history.json").write_text(json.dumps(history, indent=2))
@@ -309,27 +342,50 @@ def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOption
     (artifact / ARTIFACT_IDS).write_text(json.dumps(ids))
     _curves(history, artifact / "curves.png", monitor)
 
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
-    client.log_artifacts(run_id, str(artifact))
-    client.set_tag(run_id, "replayrec.artifact", str(artifact))
-    model_version = _register(client, plugin, run_id, artifact, meta)
+    registry = ModelRegistry(p.uri)
+    registry.client.log_artifacts(run_id, str(artifact))
+    registry.client.set_tag(run_id, "replayrec.artifact", str(artifact))
+    version = registry.register(artifact, run_id)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "artifact": str(artifact),
         "run_id": run_id,
-        "tracking_uri": uri,
+        "tracking_uri": p.uri,
         "registered_model": registered_model_name(plugin),
-        "model_version": model_version,
+        "model_version": version.version,
         "plugin": plugin,
         "dataset": ds.name,
-        "protocol": protocol,
+        "protocol": p.protocol,
         "epochs_run": epochs_run,
-        "best_epoch": callback.best_epoch,
+        "best_epoch": best_epoch,
         "train_seconds": round(seconds, 2),
         "seconds_per_epoch": round(seconds / max(epochs_run, 1), 3),
         "peak_rss_mb": round(peak_mb, 1),
         "val": best,
         "history": history,
     }
+
+
+def run_training(plugin: str, ds: Dataset, settings: Settings, opts: TrainOptions) -> dict[str, Any]:
+    """Train ``plugin`` on ``ds`` in this process; returns a summary (artifact, run id, version, metrics)."""
+    import lightning as L
+
+    p = prepare_job(plugin, ds, settings, opts)
+    history: list[dict[str, float]] = []
+    callback = make_callback(p, history)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    logger = make_logger(p, settings, stamp, {"workers": 1})
+    kwargs = trainer_kwargs(p, opts.progress)
+    kwargs["accelerator"] = opts.accelerator
+    trainer = L.Trainer(devices=1, logger=logger, callbacks=[callback], **kwargs)
+    seconds = quiet_fit(trainer, p, p.job.train_dataloader())
+    return finish_training(
+        p,
+        settings,
+        stamp,
+        str(logger.run_id),
+        history,
+        callback.best_epoch,
+        int(trainer.current_epoch),
+        seconds,
+    )

@@ -1,0 +1,135 @@
+"""Gate thresholds (typed, closed config) and the decision every step returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from replayrec.errors import ConfigError
+
+__all__ = ["CanaryGate", "Check", "Decision", "EvaluateGate", "GateConfig", "StageGate", "load_gates"]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvaluateGate(_Closed):
+    """Offline evaluation on the protocol's test split, candidate and ``prod`` on the same users."""
+
+    metrics: tuple[str, ...] = ("ndcg@10", "hr@10")
+    #: absolute floors on the whole test set
+    minimum: dict[str, float] = Field(default_factory=lambda: {"ndcg@10": 0.005, "hr@10": 0.01})
+    #: a baseline recall plugin (e.g. ``popularity``) the candidate must not fall below (paired, with CI)
+    baseline: str | None = None
+    #: relative regression against prod / the baseline that fails the gate when the 95% interval of the
+    #: paired lift lies entirely below ``-tolerance`` (all users) or ``-slice_tolerance`` (each slice)
+    tolerance: float = Field(0.02, ge=0, lt=1)
+    slice_tolerance: float = Field(0.05, ge=0, lt=1)
+    #: users with at most this many history events form the ``cold`` slice ...
+    cold_max_history: int = Field(5, ge=0)
+    #: ... and those at or above this quantile of history length the ``heavy`` slice
+    heavy_quantile: float = Field(0.9, gt=0, lt=1)
+    n_boot: int = Field(500, ge=50)
+
+
+class StageGate(_Closed):
+    """The candidate loads through the serving contract, passes the contract suite, meets a latency budget."""
+
+    contract_requests: int = Field(12, ge=2)
+    latency_requests: int = Field(300, ge=20)
+    candidates: int = Field(200, ge=1, description="list length a rank / rerank stage is timed with")
+    p99_budget_ms: float = Field(10.0, gt=0)
+
+
+class CanaryGate(_Closed):
+    """Replayed held-out traffic split by user hash between the prod cascade and the candidate cascade."""
+
+    fraction: float = Field(0.1, gt=0, lt=1)
+    salt: str = "replayrec-canary"
+    max_requests: int = Field(20_000, ge=10, description="the newest held-out requests, in time order")
+    k: int = Field(10, ge=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    #: canary p99 latency may be at most this multiple of prod's (and at most the budget) ...
+    latency_factor: float = Field(2.0, ge=1)
+    p99_budget_ms: float = Field(50.0, gt=0)
+    #: ... and its error rate at most this
+    max_error_rate: float = Field(0.001, ge=0, lt=1)
+
+
+class GateConfig(_Closed):
+    evaluate: EvaluateGate = EvaluateGate()
+    stage: StageGate = StageGate()
+    canary: CanaryGate = CanaryGate()
+
+
+def load_gates(path: Path | None) -> GateConfig:
+    """Gate thresholds from a YAML file (sections ``evaluate``, ``stage``, ``canary``), or the defaults."""
+    if path is None:
+        return GateConfig()
+    if not path.is_file():
+        raise ConfigError(f"gate config {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        return GateConfig.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"gate config {path} is not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid gate config {path}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison inside a gate, with the numbers it was decided on."""
+
+    name: str
+    passed: bool
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail, "numbers": self.numbers}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A step's outcome: passed or not, why, and every check behind it."""
+
+    step: str
+    plugin: str
+    version: str
+    passed: bool
+    reason: str
+    checks: tuple[Check, ...] = ()
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_checks(
+        cls, step: str, plugin: str, version: str, checks: list[Check], numbers: dict[str, Any] | None = None
+    ) -> Decision:
+        failed = [c for c in checks if not c.passed]
+        reason = (
+            "; ".join(f"{c.name}: {c.detail}" for c in failed)
+            if failed
+            else f"all {len(checks)} checks passed"
+        )
+        return cls(step, plugin, version, not failed, reason, tuple(checks), numbers or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "plugin": self.plugin,
+            "version": self.version,
+            "passed": self.passed,
+            "reason": self.reason,
+            "checks": [c.to_dict() for c in self.checks],
+            "numbers": self.numbers,
+        }

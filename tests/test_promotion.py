@@ -1,0 +1,210 @@
+"""The promotion pipeline end to end on a synthetic world: real LightGCN training, a real MLflow registry
+(sqlite), the CLI as a user runs it, and fault injection at *evaluate* and *canary*."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from replayrec.testing import run_cli
+
+pytestmark = pytest.mark.slow
+
+Dirs = dict[str, Path]
+TRAIN = ["--epochs", "6", "--set", "eval_every=3", "--set", "dim=16", "--set", "batch_size=1024"]
+WORSE = ["--epochs", "1", "--set", "dim=4", "--set", "lr=0.0001", "--set", "batch_size=1024"]
+
+
+def _registry(dirs: Dirs) -> dict[str, dict]:
+    proc = run_cli(["registry", "list", "--json"], **dirs)
+    assert proc.returncode == 0, proc.stderr
+    return {v["version"]: v for v in json.loads(proc.stdout)["lightgcn"]}
+
+
+def _prod(dirs: Dirs) -> str | None:
+    return next((v for v, info in _registry(dirs).items() if "prod" in info["aliases"]), None)
+
+
+def _audit(dirs: Dirs) -> list[dict]:
+    proc = run_cli(["registry", "audit", "--json"], **dirs)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dirs, str]:
+    """A state directory where ``pipeline run lightgcn`` trained v1 and promoted it to prod."""
+    root = tmp_path_factory.mktemp("promotion")
+    dirs = {"state_dir": root / "state", "data_dir": root / "no-data"}
+    prep = run_cli(["data", "prepare", "--events", "20000", "--users", "600", "--items", "400"], **dirs)
+    assert prep.returncode == 0, prep.stderr
+    gates = root / "gates.yaml"  # a larger canary slice: the synthetic test split has 590 users
+    gates.write_text("canary: {fraction: 0.3, p99_budget_ms: 15}\nevaluate: {baseline: popularity}\n")
+    proc = run_cli(["pipeline", "run", "lightgcn", *TRAIN, "--gates", str(gates)], **dirs)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return dirs, str(gates)
+
+
+def test_first_run_goes_through_every_step_and_sets_prod(promoted) -> None:
+    dirs, _ = promoted
+    v1 = _registry(dirs)["1"]
+    assert v1["aliases"] == ["prod"]
+    assert {v1["gates"][s] for s in ("train", "evaluate", "stage", "canary", "prod")} == {"passed"}
+    assert v1["eval"]["ndcg_at_10"] > 0.005
+    assert len(v1["git_commit"]) >= 40 or v1["git_commit"] == "unknown"
+    steps = [r["step"] for r in _audit(dirs) if r["version"] == "1"]
+    assert steps[:5] == ["train", "evaluate", "stage", "canary", "prod"]
+
+
+def test_versions_carry_provenance_tags(promoted) -> None:
+    import mlflow
+
+    dirs, _ = promoted
+    client = mlflow.MlflowClient(f"sqlite:///{dirs['state_dir'] / 'mlflow.db'}")
+    mv = client.get_model_version("replayrec-lightgcn", "1")
+    for key in ("plugin_version", "core_api", "config", "dataset", "dataset_fingerprint", "git_commit"):
+        assert mv.tags.get(key), key
+    assert json.loads(mv.tags["config"])["dim"] == 16
+    assert len(mv.tags["dataset_fingerprint"]) == 16
+    assert float(mv.tags["eval_hr_at_10"]) > 0
+    assert mv.tags["gate.stage.reason"] == "all 3 checks passed"
+
+
+def test_a_worse_configuration_is_stopped_and_prod_stays(promoted) -> None:
+    dirs, gates = promoted
+    proc = run_cli(["pipeline", "run", "lightgcn", *WORSE, "--gates", gates, "--json"], **dirs)
+    assert proc.returncode == 3, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["stopped_at"] == "evaluate"
+    assert not out["promoted"]
+    failed = [c for c in out["decisions"][0]["checks"] if not c["passed"]]
+    assert any("vs prod v1" in c["name"] for c in failed)
+    assert all(c["numbers"]["ci"][1] < -0.02 for c in failed if "vs prod" in c["name"])
+    assert _prod(dirs) == "1"
+
+
+def _copy(dirs: Dirs, tmp_path: Path, randomise: bool) -> Path:
+    src = Path(_registry(dirs)["1"]["artifact"])
+    dst = tmp_path / ("random" if randomise else "copy")
+    shutil.copytree(src, dst)
+    if randomise:
+        state = torch.load(dst / "model.pt", weights_only=True)
+        gen = torch.Generator().manual_seed(0)
+        torch.save({k: torch.randn(v.shape, generator=gen) * 0.1 for k, v in state.items()}, dst / "model.pt")
+    return dst
+
+
+def test_random_weights_are_rejected_at_evaluate(promoted, tmp_path: Path) -> None:
+    dirs, gates = promoted
+    proc = run_cli(
+        [
+            "pipeline",
+            "run",
+            "lightgcn",
+            "--model",
+            str(_copy(dirs, tmp_path, True)),
+            "--gates",
+            gates,
+            "--json",
+        ],
+        **dirs,
+    )
+    assert proc.returncode == 3, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["stopped_at"] == "evaluate"
+    reasons = out["decisions"][0]["reason"]
+    assert "vs baseline popularity" in reasons
+    assert "vs prod v1" in reasons
+    assert _prod(dirs) == "1"
+    assert _registry(dirs)[out["version"]]["gates"]["evaluate"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "check"),
+    [("--inject-canary-delay-ms", "20", "latency p99"), ("--inject-canary-error-rate", "0.5", "error rate")],
+)
+def test_slow_or_erroring_candidate_is_rolled_back_at_canary(
+    promoted, tmp_path: Path, flag: str, value: str, check: str
+) -> None:
+    """The same weights as prod (good offline) served slowly or with errors: evaluate and stage pass, the
+    canary fails, its alias is rolled back, prod does not move."""
+    dirs, gates = promoted
+    model = str(_copy(dirs, tmp_path, False))
+    proc = run_cli(
+        ["pipeline", "run", "lightgcn", "--model", model, "--gates", gates, flag, value, "--json"], **dirs
+    )
+    assert proc.returncode == 3, proc.stderr
+    out = json.loads(proc.stdout)
+    assert [d["step"] for d in out["decisions"]] == ["evaluate", "stage", "canary"]
+    assert [d["passed"] for d in out["decisions"]] == [True, True, False]
+    canary = out["decisions"][2]
+    assert any(check in c["name"] and not c["passed"] for c in canary["checks"])
+    assert canary["numbers"]["prod_version"] == "1"
+    info = _registry(dirs)[out["version"]]
+    assert info["gates"]["canary"] == "rolled_back"
+    assert "canary" not in info["aliases"]
+    assert _prod(dirs) == "1"
+
+
+def test_manual_promote_and_rollback_are_audited(promoted, tmp_path: Path) -> None:
+    dirs, _ = promoted
+    reg = run_cli(["registry", "register", str(_copy(dirs, tmp_path, False))], **dirs)
+    assert reg.returncode == 0, reg.stderr
+    new = reg.stdout.strip().rsplit("v", 1)[1]
+    no_reason = run_cli(["promote", "lightgcn", "--version", new, "--to", "prod"], **dirs)
+    assert no_reason.returncode == 2
+    assert "--reason" in no_reason.stderr
+    proc = run_cli(["promote", "lightgcn", "--version", new, "--to", "prod", "--reason", "hotfix"], **dirs)
+    assert proc.returncode == 0, proc.stderr
+    versions = _registry(dirs)
+    assert versions[new]["aliases"] == ["prod"]
+    assert "prod-previous" in versions["1"]["aliases"]
+    proc = run_cli(["rollback", "lightgcn", "--reason", "drill"], **dirs)
+    assert proc.returncode == 0, proc.stderr
+    assert _prod(dirs) == "1"
+    assert "prod-previous" in _registry(dirs)[new]["aliases"]
+    records = _audit(dirs)
+    assert [r["outcome"] for r in records[-2:]] == ["manual", "rolled_back"]
+    assert "drill" in records[-1]["reason"]
+    bad = run_cli(["promote", "lightgcn", "--version", "999", "--to", "prod", "--reason", "x"], **dirs)
+    assert bad.returncode == 2
+    assert "replayrec-lightgcn has no version '999'" in bad.stderr
+    assert _prod(dirs) == "1"
+
+
+def test_ab_compare_reports_the_difference_with_cis(promoted, tmp_path: Path) -> None:
+    dirs, _ = promoted
+    a, b = tmp_path / "lightgcn.yaml", tmp_path / "itemcf.yaml"
+    tail = "rank: {type: passthrough, k: 10}\nrerank: {type: passthrough, k: 10}\n"
+    a.write_text("recall: {k: 10, channels: [{type: lightgcn, model: lightgcn@prod}]}\n" + tail)
+    b.write_text("recall: {k: 10, channels: [{type: itemcf}]}\n" + tail)
+    proc = run_cli(
+        ["ab", "compare", "--arm", str(a), "--arm", str(b), "--bootstrap", "200", "--json"], **dirs
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["users"] == 590
+    assert set(out["b_over_a"]) == {"ndcg@10", "hr@10", "mrr"}
+    d = out["b_over_a"]["hr@10"]
+    assert d["ci"][0] <= d["lift"] <= d["ci"][1]
+    arms = list(out["arms"].values())
+    assert d["delta"] == pytest.approx(arms[1]["hr@10"] - arms[0]["hr@10"], abs=1e-6)
+    table = run_cli(["ab", "compare", "--arm", str(a), "--arm", str(b), "--bootstrap", "100"], **dirs)
+    assert "| hr@10 |" in table.stdout
+    assert "95% CI" in table.stdout
+    one = run_cli(["ab", "compare", "--arm", str(a)], **dirs)
+    assert one.returncode == 2
+    assert "exactly two --arm files" in one.stderr
+
+
+def test_bad_gate_config_is_one_clear_error(promoted, tmp_path: Path) -> None:
+    dirs, _ = promoted
+    bad = tmp_path / "gates.yaml"
+    bad.write_text("canary: {fraction: 0.1, salted: x}\n")
+    proc = run_cli(["pipeline", "run", "lightgcn", "--model", "1", "--gates", str(bad)], **dirs)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("canary.salted: unknown key")
