@@ -18,12 +18,15 @@ $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproje
 setup: $(STAMP)
 
 ## main job: prepare the data (real Amazon Books when present, else the synthetic world), report the baselines,
-## train LightGCN → DIN → RankNet with the quick profile (reusing newer models if there are any) and print the
-## per-stage table
+## train LightGCN → DIN → RankNet with the quick profile (reusing newer models if there are any), print the
+## per-stage table, then take the LightGCN model through the promotion gates to lightgcn@prod (exit 3 = a gate
+## stopped it, which is a result, not a failure) and list the registry
 demo: setup
 	$(BIN)/replayrec data prepare
 	$(BIN)/replayrec report baselines
 	$(BIN)/replayrec report stages --train-config configs/demo.yaml
+	$(BIN)/replayrec pipeline run lightgcn --model lightgcn@latest --gates configs/gates.yaml || [ $$? -eq 3 ]
+	$(BIN)/replayrec registry list
 
 ## every check CI runs: lint, strict types on core, the test suite
 test: lint typecheck pytest

@@ -208,3 +208,75 @@ def test_bad_gate_config_is_one_clear_error(promoted, tmp_path: Path) -> None:
     proc = run_cli(["pipeline", "run", "lightgcn", "--model", "1", "--gates", str(bad)], **dirs)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("canary.salted: unknown key")
+
+
+def test_workflow_step_writes_its_outputs_and_checks_the_previous_decision(promoted, tmp_path: Path) -> None:
+    """``pipeline step`` as an Argo task runs it: outputs on disk, and ``--after`` refuses a candidate whose
+    previous step did not pass (or was about another version)."""
+    dirs, gates = promoted
+    out = tmp_path / "out"
+    base = ["pipeline", "step", "stage", "lightgcn", "--model", "1", "--gates", gates]
+    proc = run_cli([*base, "--out", str(out)], **dirs)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "passed").read_text() == "true"
+    assert (out / "version").read_text() == "1"
+    assert json.loads((out / "decision.json").read_text())["step"] == "stage"
+    for prev, message in (
+        (
+            {"step": "evaluate", "plugin": "lightgcn", "version": "1", "passed": False},
+            "did not pass; refusing",
+        ),
+        ({"step": "evaluate", "plugin": "lightgcn", "version": "7", "passed": True}, "about another model"),
+    ):
+        after = tmp_path / "after.json"
+        after.write_text(json.dumps(prev))
+        refused = run_cli([*base, "--after", str(after), "--out", str(tmp_path / "x")], **dirs)
+        assert refused.returncode == 2
+        assert message in refused.stderr
+        assert not (tmp_path / "x").exists()
+    latest = run_cli(
+        [
+            "pipeline",
+            "step",
+            "evaluate",
+            "lightgcn",
+            "--model",
+            "lightgcn@latest",
+            "--out",
+            str(tmp_path / "l"),
+        ],
+        **dirs,
+    )
+    assert latest.returncode == 0, latest.stderr
+    newest = sorted((dirs["state_dir"] / "artifacts" / "lightgcn" / "synthetic").iterdir())[-1]
+    version = (tmp_path / "l" / "version").read_text()
+    assert _registry(dirs)[version]["artifact"] == str(newest)
+
+
+def test_rank_and_rerank_plugins_go_through_the_same_pipeline(promoted, tmp_path: Path) -> None:
+    """DIN on lightgcn@prod, then RankNet on din@prod: each trained, evaluated in its own cascade, staged
+    with its kind's contract suite, canaried and promoted by the same commands."""
+    dirs, _ = promoted
+    gates = tmp_path / "gates.yaml"  # the synthetic world is too small for quality floors on a 2-epoch DIN
+    gates.write_text(
+        "evaluate: {minimum: {}}\ncanary: {fraction: 0.3, p99_budget_ms: 100}\nstage: {p99_budget_ms: 100}\n"
+    )
+    recall = "recall={type: lightgcn, model: lightgcn@prod}"
+    din = ["--set", recall, "--set", "recall_k=50", "--set", "item_dim=16", "--set", "mlp_hidden=[16]"]
+    proc = run_cli(["pipeline", "run", "din", "--epochs", "2", *din, "--gates", str(gates), "--json"], **dirs)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert [d["step"] for d in out["decisions"]] == ["evaluate", "stage", "canary", "prod"]
+    assert "rank contract suite" in {c["name"] for c in out["decisions"][1]["checks"]}
+    rank = "rank={type: din, model: din@prod}"
+    ranknet = ["--set", recall, "--set", rank, "--set", "recall_k=50", "--set", "rank_k=20"]
+    proc = run_cli(
+        ["pipeline", "run", "ranknet", "--epochs", "3", *ranknet, "--gates", str(gates), "--json"], **dirs
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["promoted"]
+    assert "rerank contract suite" in {c["name"] for c in out["decisions"][1]["checks"]}
+    listed = json.loads(run_cli(["registry", "list", "--json"], **dirs).stdout)
+    assert {"lightgcn", "din", "ranknet"} <= set(listed)
+    assert any("prod" in v["aliases"] for v in listed["ranknet"])

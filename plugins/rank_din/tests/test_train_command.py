@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_train_saves_artifact_with_its_upstream_recall(trained) -> None:
     art = Path(out["artifact"])
     meta = json.loads((art / "meta.json").read_text())
     assert meta["plugin"] == "din"
-    assert meta["plugin_version"] == "0.1.0"
+    assert meta["plugin_version"] == version("replayrec-rank-din")
     assert meta["epochs_run"] == 3
     assert meta["stage_config"] == {"max_history": 50, "explain": True}
     up = json.loads((art / "upstream.json").read_text())

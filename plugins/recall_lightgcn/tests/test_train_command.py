@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_train_saves_a_loadable_artifact(trained) -> None:
     meta = json.loads((art / "meta.json").read_text())
     assert meta["plugin"] == "lightgcn"
     assert meta["dataset"] == "synthetic"
-    assert meta["plugin_version"] == "0.2.0"
+    assert meta["plugin_version"] == version("replayrec-recall-lightgcn")
     assert meta["epochs_run"] == 4
     assert (art / "curves.png").read_bytes()[:4] == b"\x89PNG"
     ids = json.loads((art / "ids.json").read_text())

@@ -144,13 +144,15 @@ def _checks(
         )
     )
     p_lat = float(stats.mannwhitneyu(cand_arm.latency_ms, prod_arm.latency_ms, alternative="greater").pvalue)
-    slow = canary["p99_ms"] > g.latency_factor * prod["p99_ms"] and p_lat < g.alpha
+    limit = g.latency_factor * prod["p99_ms"] + g.latency_slack_ms
+    slow = canary["p99_ms"] > limit and p_lat < g.alpha
     checks.append(
         Check(
-            f"latency p99 ≤ {g.latency_factor}× prod",
+            f"latency p99 ≤ {g.latency_factor}× prod + {g.latency_slack_ms} ms",
             not slow,
-            f"p99 {canary['p99_ms']:.2f} vs {prod['p99_ms']:.2f} ms, Mann-Whitney one-sided p={p_lat:.3g}",
-            {"p_value": p_lat},
+            f"p99 {canary['p99_ms']:.2f} vs {prod['p99_ms']:.2f} ms (limit {limit:.2f}), "
+            f"Mann-Whitney one-sided p={p_lat:.3g}",
+            {"p_value": p_lat, "limit_ms": limit},
         )
     )
     table = [

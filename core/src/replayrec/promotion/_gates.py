@@ -54,8 +54,10 @@ class CanaryGate(_Closed):
     max_requests: int = Field(20_000, ge=10, description="the newest held-out requests, in time order")
     k: int = Field(10, ge=1)
     alpha: float = Field(0.05, gt=0, lt=0.5)
-    #: canary p99 latency may be at most this multiple of prod's (and at most the budget) ...
+    #: canary p99 latency may be at most ``latency_factor`` × prod's + ``latency_slack_ms`` (and at most the
+    #: budget): the slack absorbs the colder caches of the minority arm when both share one process ...
     latency_factor: float = Field(2.0, ge=1)
+    latency_slack_ms: float = Field(2.0, ge=0)
     p99_budget_ms: float = Field(50.0, gt=0)
     #: ... and its error rate at most this
     max_error_rate: float = Field(0.001, ge=0, lt=1)

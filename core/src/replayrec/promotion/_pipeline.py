@@ -14,7 +14,7 @@ from replayrec.promotion._context import PipelineContext
 from replayrec.promotion._evaluate import evaluate_step
 from replayrec.promotion._gates import Check, Decision
 from replayrec.promotion._stage import stage_step
-from replayrec.registry import REF_PATTERN, VersionInfo, artifact_meta
+from replayrec.registry import REF_PATTERN, VersionInfo, artifact_meta, latest_artifact
 
 __all__ = [
     "STEPS",
@@ -66,14 +66,18 @@ def candidate_version(ctx: PipelineContext, model: str) -> VersionInfo:
     if model.isdigit():
         return reg.get(ctx.plugin, model)
     m = REF_PATTERN.match(model)
-    if m is not None and not Path(model).exists():
+    path = Path(model)
+    if m is not None and not path.exists():
         if m["plugin"] != ctx.plugin:
             raise ConfigError(f"{model!r} is not a {ctx.plugin} model")
-        found = reg.by_alias(ctx.plugin, m["alias"])
-        if found is None:
-            raise ConfigError(f"{ctx.plugin} has no alias {m['alias']!r}")
-        return found
-    path = Path(model).resolve()
+        if m["alias"] == "latest":  # the newest artifact in the state directory
+            path = latest_artifact(ctx.settings, ctx.plugin, ctx.dataset.name)
+        else:
+            found = reg.by_alias(ctx.plugin, m["alias"])
+            if found is None:
+                raise ConfigError(f"{ctx.plugin} has no alias {m['alias']!r}")
+            return found
+    path = path.resolve()
     meta = artifact_meta(path)
     if meta.get("plugin") != ctx.plugin or meta.get("dataset") != ctx.dataset.name:
         raise ConfigError(
