@@ -109,13 +109,42 @@ def _validation_callback(
     valid = own() if callable(own) else data.valid
 
     class FullRankingValidation(L.Callback):
-        """Every ``every`` epochs: exact full-ranking validation, logging, early stopping, best weights."""
+        """Every ``every`` epochs: exact full-ranking validation, logging, early stopping, best weights.
+
+        Under data-parallel training (Ray Train) only rank 0 validates; whether the check improved is
+        broadcast, so every rank decays its learning rate and stops at the same epoch."""
 
         def __init__(self) -> None:
             self.best = float("-inf")
             self.best_epoch = -1
             self.bad_checks = 0
             self.best_state: dict[str, Any] | None = None
+
+        def _check(self, trainer: Any, pl_module: Any, row: dict[str, float]) -> bool:
+            """Rank 0: validate, log, keep the best weights; returns whether ``monitor`` improved."""
+            if valid is None:
+                return False
+            epoch = trainer.current_epoch
+            res = evaluate(
+                _validation_model(job),
+                valid,
+                n_items=data.catalog.n_items,
+                history_len=data.history_len,
+                ks=(10, 20, 200),
+                n_boot=0,
+            )
+            vals = {f"val_{k}": v for k, v in res.metrics.items() if k != "auc"}
+            row.update(vals)
+            if trainer.logger is not None:  # MLflow metric names allow no '@'
+                trainer.logger.log_metrics(
+                    {k.replace("@", "_at_"): v for k, v in vals.items()}, step=epoch + 1
+                )
+            score = res.metrics[monitor]
+            if score <= self.best:
+                return False
+            self.best, self.best_epoch = score, epoch + 1
+            self.best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+            return True
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             epoch = trainer.current_epoch
@@ -125,24 +154,11 @@ def _validation_callback(
                 row["train_loss"] = float(loss)
             last = epoch + 1 >= (trainer.max_epochs or 0)
             if valid is not None and ((epoch + 1) % every == 0 or last):
-                res = evaluate(
-                    _validation_model(job),
-                    valid,
-                    n_items=data.catalog.n_items,
-                    history_len=data.history_len,
-                    ks=(10, 20, 200),
-                    n_boot=0,
-                )
-                vals = {f"val_{k}": v for k, v in res.metrics.items() if k != "auc"}
-                row.update(vals)
-                if trainer.logger is not None:  # MLflow metric names allow no '@'
-                    trainer.logger.log_metrics(
-                        {k.replace("@", "_at_"): v for k, v in vals.items()}, step=epoch + 1
-                    )
-                score = res.metrics[monitor]
-                if score > self.best:
-                    self.best, self.best_epoch, self.bad_checks = score, epoch + 1, 0
-                    self.best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+                improved = self._check(trainer, pl_module, row) if trainer.global_rank == 0 else False
+                if trainer.world_size > 1:
+                    improved = bool(trainer.strategy.broadcast(improved, src=0))
+                if improved:
+                    self.bad_checks = 0
                 else:
                     self.bad_checks += 1
                     if lr_decay < 1.0:  # reduce the learning rate on a plateau
