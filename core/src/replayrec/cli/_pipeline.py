@@ -229,8 +229,10 @@ def list_cmd(ctx: click.Context, plugin: str | None, tracking: str | None, as_js
         click.echo(f"{p}: {len(versions)} version(s)")
         for v in versions:
             aliases = ",".join(v["aliases"]) or "-"
-            ev = v["eval"] or v["val"]
-            metrics = " ".join(f"{k}={x:.4f}" for k, x in sorted(ev.items()) if not k.endswith("_ci"))
+            src, ev = ("eval", v["eval"]) if v["eval"] else ("val", v["val"])
+            metrics = " ".join(
+                f"{src}_{k}={ev[k]:.4f}" for k in ("ndcg_at_10", "hr_at_10") if isinstance(ev.get(k), float)
+            )
             gates = " ".join(f"{k}={x}" for k, x in v["gates"].items() if not k.endswith(".reason"))
             click.echo(
                 f"  v{v['version']:<4} {aliases:<22} {v['dataset']}  {(v['git_commit'] or '')[:12]:<12} "
