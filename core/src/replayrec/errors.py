@@ -3,6 +3,8 @@ its message on one line and exits non-zero."""
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -10,6 +12,7 @@ __all__ = [
     "ReplayrecError",
     "StageInputError",
     "UnknownUserError",
+    "describe_validation_error",
 ]
 
 
@@ -38,3 +41,13 @@ class UnknownUserError(ReplayrecError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "unknown user"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A pydantic ``ValidationError`` as one line: ``loc: message; …`` (an extra key reads "unknown key")."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{loc}: {msg}")
+    return "; ".join(problems)

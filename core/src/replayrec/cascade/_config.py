@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from replayrec.cascade._rules import Rule
-from replayrec.errors import ConfigError
+from replayrec.errors import ConfigError, describe_validation_error
 
 __all__ = ["CascadeConfig", "ChannelSpec", "RecallSpec", "StageSpec", "default_cascade_path", "load_cascade"]
 
@@ -95,12 +95,7 @@ class CascadeConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append(f"{loc}: {msg}")
-            raise ConfigError(f"invalid {source}: {'; '.join(problems)}") from None
+            raise ConfigError(f"invalid {source}: {describe_validation_error(exc)}") from None
 
 
 def default_cascade_path() -> Path:

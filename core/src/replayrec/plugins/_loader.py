@@ -18,7 +18,7 @@ from packaging.version import Version
 from pydantic import BaseModel, ValidationError
 
 from replayrec import CORE_API, __version__
-from replayrec.errors import ConfigError, PluginError
+from replayrec.errors import ConfigError, PluginError, describe_validation_error
 from replayrec.stages import Rank, Recall, Rerank, Stage, StageConfig, StageContext
 
 __all__ = [
@@ -178,13 +178,8 @@ def parse_config(cls: type[Stage], values: Mapping[str, Any]) -> StageConfig:
     try:
         return cls.Config.model_validate(dict(values))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{loc}: {msg}")
         raise ConfigError(
-            f"invalid config for {cls.kind} plugin {cls.name!r}: {'; '.join(problems)}"
+            f"invalid config for {cls.kind} plugin {cls.name!r}: {describe_validation_error(exc)}"
         ) from None
 
 

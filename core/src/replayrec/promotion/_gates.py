@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from replayrec.errors import ConfigError
+from replayrec.errors import ConfigError, describe_validation_error
 
 __all__ = ["CanaryGate", "Check", "Decision", "EvaluateGate", "GateConfig", "StageGate", "load_gates"]
 
@@ -81,10 +81,7 @@ def load_gates(path: Path | None) -> GateConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"gate config {path} is not valid YAML: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
-            for e in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise ConfigError(f"invalid gate config {path}: {problems}") from None
 
 

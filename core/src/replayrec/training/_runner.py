@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from replayrec import CORE_API
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset
-from replayrec.errors import ConfigError, PluginError
+from replayrec.errors import ConfigError, PluginError, describe_validation_error
 from replayrec.evaluation import build_split, evaluate
 from replayrec.plugins import load_trainer
 from replayrec.registry import StageResolver, registered_model_name
@@ -83,10 +83,7 @@ def _build_job(plugin: str, config: Mapping[str, Any], data: TrainData) -> Train
     try:
         job = build(dict(config), data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
-            for e in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise ConfigError(f"invalid training config for {plugin!r}: {problems}") from None
     if not isinstance(job, TrainingJob):
         raise PluginError(f"trainer {plugin!r} returned {type(job).__name__}, not a TrainingJob")
