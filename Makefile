@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := core[train,postgres] $(sort $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml)))
+# the development install: core and every plugin with their training extras (the serving profile is the
+# packages without extras: `replayrec bench serving-profile`, tests/test_serving_profile.py)
+PACKAGES := core[train,postgres,testing] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml)))
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint typecheck pytest clean
@@ -28,12 +30,13 @@ demo: setup
 	$(BIN)/replayrec pipeline run lightgcn --model lightgcn@latest --gates configs/gates.yaml || [ $$? -eq 3 ]
 	$(BIN)/replayrec registry list
 
-## every check CI runs: lint, strict types on core, the test suite
+## every check CI runs: lint (ruff, the import layering), strict types on core and the plugins, the tests
 test: lint typecheck pytest
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

@@ -7,8 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
+from safetensors.numpy import load_file, save_file
 
 from replayrec.testing import run_cli
 
@@ -92,9 +93,10 @@ def _copy(dirs: Dirs, tmp_path: Path, randomise: bool) -> Path:
     dst = tmp_path / ("random" if randomise else "copy")
     shutil.copytree(src, dst)
     if randomise:
-        state = torch.load(dst / "model.pt", weights_only=True)
-        gen = torch.Generator().manual_seed(0)
-        torch.save({k: torch.randn(v.shape, generator=gen) * 0.1 for k, v in state.items()}, dst / "model.pt")
+        state = load_file(dst / "model.safetensors")
+        rng = np.random.default_rng(0)
+        noise = {k: (rng.standard_normal(v.shape) * 0.1).astype(v.dtype) for k, v in state.items()}
+        save_file(noise, dst / "model.safetensors")
     return dst
 
 

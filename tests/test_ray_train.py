@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
+from safetensors.numpy import load_file
 
 from replayrec.testing import run_cli
 
@@ -59,7 +59,7 @@ def test_two_ray_workers_match_single_process(runs) -> None:
     for m in METRICS:
         assert two["val"][m] == pytest.approx(one["val"][m], rel=TOLERANCE), m
     assert two["val"]["recall@20"] > 3 * 20 / 400, "far above a random ranking"
-    state = torch.load(Path(two["artifact"]) / "model.pt", weights_only=True)
+    state = load_file(Path(two["artifact"]) / "model.safetensors")
     assert state["item_embedding"].shape == (400, 16)
     assert json.loads((Path(two["artifact"]) / "meta.json").read_text())["distributed"] == "ray-train-ddp"
 

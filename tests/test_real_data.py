@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from replayrec.cli._eval import run_evaluation
+from replayrec.application import EvalOptions, evaluate_plugin
 from replayrec.testing import run_cli
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
@@ -47,7 +47,7 @@ def test_cli_evaluates_baselines_on_books_loo(books, real_settings, plugin: str)
 
 
 def test_itemcf_beats_published_bpr_and_lightgcn_on_kgat(kgat, real_settings) -> None:
-    res = run_evaluation(real_settings, kgat, "given", "itemcf", {}, n_boot=0)
+    res = evaluate_plugin(real_settings, kgat, "itemcf", opts=EvalOptions(protocol="given", n_boot=0))
     assert res.meta["history_len"] is None, "the given protocol uses the whole training history"
     assert res.n_users == 70_591  # 88 users have an empty test list
     assert res.metrics["recall@20"] >= 0.14, res.metrics

@@ -1,4 +1,4 @@
-"""Promotion building blocks without MLflow: canary routing, gate config, audit log, contract-suite runner,
+"""Promotion building blocks without MLflow: canary routing, gate config, audit log, contract checks,
 the cascade swap."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from replayrec.conformance import run_checks
 from replayrec.errors import ConfigError, DataError
 from replayrec.promotion import AuditLog, Check, Decision, GateConfig, canary_bucket, load_gates
 from replayrec.promotion._canary import _swap
 from replayrec.stages import Candidate, Request, StageConfig
-from replayrec.testing import FixedRecall, run_contract_suite, tiny_world
+from replayrec.testing import FixedRecall, tiny_world
 
 
 def test_canary_routing_is_deterministic_and_close_to_the_fraction() -> None:
@@ -76,16 +77,16 @@ class _Unsorted(FixedRecall):
         return list(reversed(super().retrieve(request, k)))
 
 
-def test_contract_suite_runner_passes_a_good_stage_and_names_a_broken_one() -> None:
+def test_contract_checks_pass_a_good_stage_and_name_a_broken_one() -> None:
     world = tiny_world()
-    good = run_contract_suite("recall", lambda ctx: FixedRecall(StageConfig(), ctx), world)
+    good = run_checks("recall", lambda ctx: FixedRecall(StageConfig(), ctx), world)
     assert good
     assert {r.outcome for r in good} == {"passed"}
-    assert any(r.test.startswith("test_length_sorted_unique_within_catalogue[k=") for r in good)
-    bad = run_contract_suite("recall", lambda ctx: _Unsorted(StageConfig(), ctx), world)
-    failed = {r.test.split("[")[0] for r in bad if r.outcome == "failed"}
-    assert "test_length_sorted_unique_within_catalogue" in failed
-    assert "test_batch_matches_single_requests" not in failed
+    assert any(r.check.startswith("recall.length_sorted_unique[k=") for r in good)
+    bad = run_checks("recall", lambda ctx: _Unsorted(StageConfig(), ctx), world)
+    failed = {r.check.split("[")[0] for r in bad if r.outcome == "failed"}
+    assert "recall.length_sorted_unique" in failed
+    assert "recall.batch_matches_single_requests" not in failed
 
 
 def test_cascade_swap_replaces_only_the_plugins_models() -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from replayrec.artifacts import artifacts_dir, latest_artifact
 from replayrec.cascade import ChannelSpec
 from replayrec.config import Settings
 from replayrec.errors import ConfigError, PluginError
 from replayrec.evaluation import paired_lift
 from replayrec.plugins import kind_of
-from replayrec.registry import StageResolver, artifacts_dir, is_model_ref, latest_artifact, resolve_model
+from replayrec.registry import StageResolver, is_model_ref, resolve_model
 from replayrec.testing import tiny_world
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from replayrec.errors import ConfigError
-from replayrec.scaffold import new_plugin
+from replayrec.scaffold import core_range, new_plugin
 
 
 def test_template_renders_a_working_plugin(tmp_path: Path) -> None:
@@ -19,6 +19,8 @@ def test_template_renders_a_working_plugin(tmp_path: Path) -> None:
         'coldstart = "replayrec_recall_coldstart.stage:ColdstartRecall"'
     ) == 1
     assert (folder / "CHANGELOG.md").is_file()
+    assert f'"replayrec-core{core_range()}"' in (folder / "pyproject.toml").read_text()
+    assert core_range("0.5.0") == ">=0.5,<0.6"
     env = {**os.environ, "PYTHONPATH": str(folder / "src")}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],

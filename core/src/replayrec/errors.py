@@ -3,10 +3,13 @@ its message on one line and exits non-zero."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 __all__ = [
     "ConfigError",
+    "ContractViolation",
     "DataError",
     "PluginError",
     "ReplayrecError",
@@ -30,6 +33,26 @@ class ConfigError(ReplayrecError):
 
 class PluginError(ReplayrecError):
     """A plugin is missing, broken, or incompatible with this core."""
+
+
+class ContractViolation(PluginError):  # noqa: N818 - a violation, not an error of the caller
+    """A stage broke its kind's contract (see :mod:`replayrec.conformance`).
+
+    Attributes:
+        check: the violated check, with its parameters (e.g. ``recall.length_sorted_unique[k=10]``).
+        numbers: the values the violation was decided on (request user, k, positions, scores, items).
+
+    The message is prefixed with the check name: ``"<check>: <what went wrong>"``.
+    """
+
+    def __init__(self, check: str, message: str, numbers: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{check}: {message}")
+        self.check = check
+        self.message = message
+        self.numbers: dict[str, Any] = dict(numbers or {})
+
+    def __reduce__(self) -> tuple[type[ContractViolation], tuple[str, str, dict[str, Any]]]:
+        return type(self), (self.check, self.message, self.numbers)  # picklable despite the custom __init__
 
 
 class StageInputError(ReplayrecError, ValueError):

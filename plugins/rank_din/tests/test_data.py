@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from replayrec_rank_din.data import DINBatches, recall_candidates, target_requests, training_targets
 
 from replayrec.data import Interactions
 from replayrec.plugins import build_stage
 from replayrec.stages import Recall
 from replayrec.testing import tiny_world
+from replayrec_rank_din.data import DINBatches, recall_candidates, target_requests, training_targets
 
 
 @pytest.fixture(scope="module")

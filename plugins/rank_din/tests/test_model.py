@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from replayrec_rank_din.features import history_block, time_bucket
 from replayrec_rank_din.model import DIN, Dice, LocalActivationUnit
 from replayrec_rank_din.stage import DINWeights

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from replayrec_rank_din.config import DINConfig
-from replayrec_rank_din.stage import DINRank, DINWeights
 
 from replayrec.data import Catalog
 from replayrec.errors import ConfigError, StageInputError
 from replayrec.stages import Candidate, Request, StageContext
 from replayrec.testing import RankContract, tiny_world
+from replayrec_rank_din.config import DINConfig
+from replayrec_rank_din.stage import DINRank, DINWeights
 
 
 def _weights(job) -> DINWeights:
@@ -98,9 +98,14 @@ def test_loads_the_exported_artifact_without_pickle(trained_job, tmp_path: Path)
         def __reduce__(self):
             return (print, ("pwned",))
 
-    torch.save({"x": Evil()}, tmp_path / "model.pt")
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    torch.save({"x": Evil()}, evil / "model.pt")  # a pickle is never read: only safetensors are
+    with pytest.raises(ConfigError, match="older torch state dict"):
+        DINRank(DINConfig(), StageContext(world.catalog, artifact=evil))
+    (evil / "model.safetensors").write_bytes((evil / "model.pt").read_bytes())
     with pytest.raises(ConfigError, match="cannot load"):
-        DINRank(DINConfig(), StageContext(world.catalog, artifact=tmp_path))
+        DINRank(DINConfig(), StageContext(world.catalog, artifact=evil))
 
 
 def test_refuses_a_model_of_another_catalogue(stage: DINRank) -> None:
@@ -113,9 +118,8 @@ def test_refuses_a_model_of_another_catalogue(stage: DINRank) -> None:
 
 
 def test_item_embeddings_warm_start_from_the_recall_vectors(trained_job) -> None:
-    from replayrec_rank_din.train import fit_width
-
     from replayrec.stages import Recall
+    from replayrec_rank_din.train import fit_width
 
     rng = np.random.default_rng(0)
     low_rank = rng.normal(size=(80, 3)) @ rng.normal(size=(3, 10))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from replayrec_recall_lightgcn.model import LightGCN, bpr_loss, normalised_adjacency, sample_negatives
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from replayrec_recall_lightgcn.config import LightGCNTrainConfig
 from replayrec_recall_lightgcn.model import LightGCN
 from replayrec_recall_lightgcn.module import LightGCNModule

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from replayrec_recall_lightgcn.config import LightGCNConfig
-from replayrec_recall_lightgcn.stage import LightGCNRecall
+from safetensors.numpy import load_file
 
 from replayrec.errors import ConfigError
 from replayrec.stages import Request, StageContext
 from replayrec.testing import RecallContract
+from replayrec_recall_lightgcn.config import LightGCNConfig
+from replayrec_recall_lightgcn.stage import LightGCNRecall
 
 
 class TestLightGCNContract(RecallContract):
@@ -74,7 +74,7 @@ def test_a_new_event_moves_the_recall_towards_its_neighbours(trained_job) -> Non
 def test_artifact_round_trip_and_errors(trained_job, tmp_path: Path) -> None:
     world, job = trained_job
     cfg = job.export(tmp_path / "art")
-    state = torch.load(tmp_path / "art" / "model.pt", weights_only=True)
+    state = load_file(tmp_path / "art" / "model.safetensors")
     assert set(state) == {"user_embedding", "item_embedding", "item_fold_in"}
     stage = LightGCNRecall(LightGCNConfig(**cfg), StageContext(world.catalog, artifact=tmp_path / "art"))
     r = world.requests[0]
@@ -87,6 +87,6 @@ def test_artifact_round_trip_and_errors(trained_job, tmp_path: Path) -> None:
     (tmp_path / "evil").mkdir()
     import pickle
 
-    (tmp_path / "evil" / "model.pt").write_bytes(pickle.dumps({"x": object()}))
+    (tmp_path / "evil" / "model.safetensors").write_bytes(pickle.dumps({"x": object()}))
     with pytest.raises(ConfigError, match="cannot load"):
         LightGCNRecall(LightGCNConfig(), StageContext(world.catalog, artifact=tmp_path / "evil"))

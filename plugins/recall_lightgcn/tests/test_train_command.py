@@ -7,7 +7,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-import torch
+from safetensors.numpy import load_file
 
 from replayrec.testing import run_cli
 
@@ -43,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Dirs]:
 def test_train_saves_a_loadable_artifact(trained) -> None:
     out, _ = trained
     art = Path(out["artifact"])
-    state = torch.load(art / "model.pt", weights_only=True)
+    state = load_file(art / "model.safetensors")
     assert state["item_embedding"].shape == (300, 16)
     meta = json.loads((art / "meta.json").read_text())
     assert meta["plugin"] == "lightgcn"
@@ -71,7 +71,7 @@ def test_run_is_tracked_in_mlflow(trained) -> None:
     assert losses[-1].value < losses[0].value, "the loss goes down"
     assert len(client.get_metric_history(out["run_id"], "val_ndcg_at_20")) == 2
     names = {a.path for a in client.list_artifacts(out["run_id"])}
-    assert {"model.pt", "meta.json", "curves.png", "ids.json"} <= names
+    assert {"model.safetensors", "meta.json", "curves.png", "ids.json"} <= names
 
 
 def test_evaluate_accepts_the_artifact(trained) -> None:

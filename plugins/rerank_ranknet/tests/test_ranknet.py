@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from replayrec_rerank_ranknet.config import RankNetConfig
-from replayrec_rerank_ranknet.features import FEATURES, ItemClock, list_features, unit_vectors
-from replayrec_rerank_ranknet.model import RankNet, pairwise_loss
-from replayrec_rerank_ranknet.stage import RankNetRerank, RankNetWeights
 
 from replayrec.data import Interactions
 from replayrec.errors import StageInputError
 from replayrec.stages import Candidate, Request, StageContext
 from replayrec.testing import RerankContract
+from replayrec_rerank_ranknet.config import RankNetConfig
+from replayrec_rerank_ranknet.features import FEATURES, ItemClock, list_features, unit_vectors
+from replayrec_rerank_ranknet.model import RankNet, pairwise_loss
+from replayrec_rerank_ranknet.stage import RankNetRerank, RankNetWeights
 
 DAY = 86_400
 

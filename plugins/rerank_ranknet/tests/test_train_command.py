@@ -76,3 +76,32 @@ def test_train_evaluate_and_report_the_full_cascade(dirs) -> None:
     assert full["ci"]["ndcg@10"][0] <= full["ndcg@10"] <= full["ci"]["ndcg@10"][1]
     lift = full["lift_over_rank"]["ndcg@10"]
     assert lift[1] <= lift[0] <= lift[2]
+
+
+def test_report_stages_is_like_for_like(dirs) -> None:
+    """Every row on the same upstream models: a reranker over another ranker is refused with the reason,
+    and each row is also reported without history masking."""
+    base = ["report", "stages", "--recall", "itemcf", "--bootstrap", "20", "--json"]
+    first = run_cli([*base, "--rank-model", "din@latest"], **dirs)
+    assert first.returncode == 0, first.stderr
+    rows = json.loads(first.stdout)
+    ranker = rows["recall+rank"]["model"]
+    reranker = rows["recall+rank+rerank"]["model"]
+    up = json.loads((Path(reranker) / "upstream.json").read_text())
+    assert up["rank"]["model"] == ranker, "the rank row is the DIN the RankNet re-ranks"
+    for row in rows.values():
+        assert {"ndcg@10", "hr@10", "ci"} <= set(row["unmasked"])
+    assert rows["itemcf"]["unmasked"]["ndcg@10"] != rows["itemcf"]["ndcg@10"], "unmasked is another run"
+
+    din = ["train", "din", "--epochs", "1", "--set", "recall={type: itemcf}", "--set", "recall_k=50"]
+    other = run_cli([*din, "--set", "item_dim=8", "--set", "mlp_hidden=[8]", "--json"], **dirs)
+    assert other.returncode == 0, other.stderr
+    new_din = json.loads(other.stdout)["artifact"]
+    refused = run_cli([*base, "--rank-model", new_din, "--rerank-model", reranker], **dirs)
+    assert refused.returncode == 2
+    assert "not like for like" in refused.stderr
+    assert ranker in refused.stderr
+    assert new_din in refused.stderr
+    missing = run_cli([*base, "--rank-model", new_din, "--no-train-missing"], **dirs)
+    assert missing.returncode == 2
+    assert "no trained ranknet model re-ranks" in missing.stderr

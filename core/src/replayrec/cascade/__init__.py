@@ -9,6 +9,7 @@ from replayrec.cascade._config import (
     default_cascade_path,
     load_cascade,
 )
+from replayrec.cascade._trained import trained_cascade
 
 __all__ = [
     "Cascade",
@@ -21,4 +22,5 @@ __all__ = [
     "default_cascade_path",
     "load_cascade",
     "merge_channels",
+    "trained_cascade",
 ]

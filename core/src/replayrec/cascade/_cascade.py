@@ -8,6 +8,7 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
+from replayrec.artifacts import ARTIFACT_META, artifact_stage_config
 from replayrec.cascade._config import CascadeConfig, ChannelSpec, StageSpec
 from replayrec.cascade._rules import apply_rules
 from replayrec.data import Catalog
@@ -164,9 +165,9 @@ class Cascade:
         final_k = k if k is not None else self.config.rerank.k
         cands = self.recall.retrieve(request, self.config.recall.k)
         scored = self.rank.score(request, cands)[: self.config.rank.k]
-        return self._finish(request, scored, final_k)
+        return self.finish(request, scored, final_k)
 
-    def _finish(self, request: Request, scored: list[Candidate], k: int) -> list[Candidate]:
+    def finish(self, request: Request, scored: list[Candidate], k: int) -> list[Candidate]:
         """Rerank, then the business rules over the whole reranked list, then the first ``k``."""
         if not self.config.rules or self.catalog is None:
             return self.rerank.rerank(request, scored, k)
@@ -178,7 +179,7 @@ class Cascade:
         final_k = k if k is not None else self.config.rerank.k
         cands = self.recall.retrieve_batch(requests, self.config.recall.k)
         scored = [s[: self.config.rank.k] for s in self.rank.score_batch(requests, cands)]
-        return [self._finish(r, s, final_k) for r, s in zip(requests, scored, strict=True)]
+        return [self.finish(r, s, final_k) for r, s in zip(requests, scored, strict=True)]
 
     def warmup(self) -> None:
         for st in (self.recall, self.rank, self.rerank):
@@ -189,9 +190,7 @@ def build_from_spec(kind: str, spec: StageSpec | ChannelSpec, context: StageCont
     """One stage; when its context names a trained artifact, the serving config saved with the artifact is
     the base and the spec's own keys override it."""
     options = dict(spec.options)
-    if context.artifact is not None and (context.artifact / "meta.json").is_file():
-        from replayrec.registry import artifact_stage_config
-
+    if context.artifact is not None and (context.artifact / ARTIFACT_META).is_file():
         options = {**artifact_stage_config(context.artifact, plugin=spec.type), **options}
     return build_stage(kind, spec.type, options, context)
 

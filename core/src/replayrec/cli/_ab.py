@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
-import numpy as np
 
-from replayrec.cli._common import echo_json, info, resolve_dataset, settings_of
-from replayrec.data import DATASETS
+from replayrec.application import AB_METRICS, EvalOptions, compare_arms
+from replayrec.cli._common import (
+    bootstrap_option,
+    dataset_option,
+    echo_json,
+    json_option,
+    out_option,
+    protocol_option,
+    settings_of,
+)
 from replayrec.errors import ConfigError
-from replayrec.evaluation import PROTOCOLS, markdown_table, paired_lift, write_report
+from replayrec.evaluation import markdown_table
 
 __all__ = ["ab"]
-
-_METRICS = ("ndcg@10", "hr@10", "mrr")
 
 
 @click.group()
@@ -32,14 +36,14 @@ def ab() -> None:
     type=click.Path(path_type=Path),
     help="cascade YAML (give exactly two; models as <plugin>@<alias>)",
 )
-@click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
-@click.option("--protocol", type=click.Choice(PROTOCOLS))
+@dataset_option
+@protocol_option
 @click.option(
     "--split", "split_name", type=click.Choice(["test", "valid"]), default="test", show_default=True
 )
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--out", type=click.Path(path_type=Path), help="also write the JSON here")
+@bootstrap_option
+@json_option
+@out_option
 @click.pass_context
 def compare_cmd(
     ctx: click.Context,
@@ -53,66 +57,21 @@ def compare_cmd(
 ) -> None:
     """Evaluate arm A and arm B on the same users; B's relative difference over A with 95% paired
     bootstrap intervals (users resampled together, so the pairing is kept)."""
-    from replayrec.cli._eval import run_evaluation
-
     if len(arms) != 2:
         raise ConfigError(f"ab compare needs exactly two --arm files, got {len(arms)}")
-    for a in arms:
-        if not a.is_file():
-            raise ConfigError(f"arm {a} does not exist")
-    settings = settings_of(ctx)
-    ds = resolve_dataset(settings, name)
-    results = []
-    for a in arms:
-        info(f"arm {a}: evaluating")
-        results.append(
-            run_evaluation(
-                settings,
-                ds,
-                protocol,
-                None,
-                {},
-                cascade_path=a,
-                split_name=split_name,
-                ks=(10,),
-                n_boot=n_boot,
-            )
-        )
-    base, other = results
-    if not np.array_equal(base.users, other.users):
-        raise ConfigError("the arms were evaluated on different users")  # same split: cannot happen
-    rows: dict[str, dict[str, Any]] = {}
-    for label, a, res in zip(("A", "B"), arms, results, strict=True):
-        d = res.to_dict()
-        rows[f"{label}: {a.name}"] = {m: d.get(m) for m in _METRICS} | {"ci": d["ci"]}
-    diff: dict[str, Any] = {}
-    for m in _METRICS:
-        lift, lo, hi = paired_lift(base.per_user[m], other.per_user[m], n_boot=n_boot, seed=settings.seed)
-        delta = float(np.nanmean(other.per_user[m]) - np.nanmean(base.per_user[m]))
-        diff[m] = {"delta": delta, "lift": lift, "ci": [lo, hi], "significant": bool(lo > 0 or hi < 0)}
-    report = {
-        "dataset": ds.name,
-        "split": split_name,
-        "users": int(base.n_users),
-        "arms": rows,
-        "b_over_a": diff,
-    }
-    write_report(rows, settings.reports_dir, f"ab-{ds.name}-{arms[0].stem}-vs-{arms[1].stem}")
-    if out is not None:
-        import json
-
-        out.write_text(json.dumps(report, indent=2))
+    opts = EvalOptions(protocol=protocol, split=split_name, ks=(10,), n_boot=n_boot)
+    rep = compare_arms(settings_of(ctx), (arms[0], arms[1]), name, opts, out)
     if as_json:
-        echo_json(report)
+        echo_json(rep.to_dict())
         return
-    click.echo(markdown_table(rows, columns=_METRICS))
-    click.echo(f"\nB over A on the same {base.n_users:,} users (95% paired bootstrap):")
+    click.echo(markdown_table(rep.arms, columns=AB_METRICS))
+    click.echo(f"\nB over A on the same {rep.users:,} users (95% paired bootstrap):")
     click.echo(
         "| metric | A | B | B − A | relative | 95% CI | significant |\n|---|---:|---:|---:|---:|---|---|"
     )
-    for m, d in diff.items():
+    for m, d in rep.b_over_a.items():
+        a, b = rep.means[m]
         click.echo(
-            f"| {m} | {np.nanmean(base.per_user[m]):.4f} | {np.nanmean(other.per_user[m]):.4f} | "
-            f"{d['delta']:+.4f} | {d['lift']:+.1%} | [{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}] | "
-            f"{'yes' if d['significant'] else 'no'} |"
+            f"| {m} | {a:.4f} | {b:.4f} | {d['delta']:+.4f} | {d['lift']:+.1%} | "
+            f"[{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}] | {'yes' if d['significant'] else 'no'} |"
         )

@@ -1,4 +1,4 @@
-"""Shared CLI helpers: settings, dataset resolution, output."""
+"""Shared CLI pieces: the option sets every command reuses (defined once), settings, output."""
 
 from __future__ import annotations
 
@@ -11,10 +11,47 @@ import click
 import yaml
 
 from replayrec.config import Settings
-from replayrec.data import Dataset, default_dataset, ensure_prepared, load_dataset
+from replayrec.data import DATASETS
 from replayrec.errors import ConfigError
+from replayrec.evaluation import PROTOCOLS
 
-__all__ = ["echo_json", "info", "parse_sets", "resolve_dataset", "settings_of"]
+__all__ = [
+    "bootstrap_option",
+    "dataset_option",
+    "echo_json",
+    "emit",
+    "info",
+    "is_tty",
+    "json_option",
+    "out_option",
+    "parse_ks",
+    "parse_sets",
+    "protocol_option",
+    "repeat_option",
+    "sets_option",
+    "settings_of",
+    "tracking_option",
+]
+
+
+dataset_option = click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
+protocol_option = click.option(
+    "--protocol", type=click.Choice(PROTOCOLS), help="default: the dataset's own (loo, or given for KGAT)"
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+out_option = click.option("--out", type=click.Path(path_type=Path), help="also write the result as JSON here")
+bootstrap_option = click.option(
+    "--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="bootstrap resamples (0: none)"
+)
+repeat_option = click.option("--repeat", type=int, default=3, show_default=True, help="timed runs (median)")
+sets_option = click.option(
+    "--set", "sets", multiple=True, metavar="KEY=VALUE", help="config value, parsed as YAML (repeatable)"
+)
+tracking_option = click.option(
+    "--tracking-uri",
+    "tracking",
+    help="MLflow URI [env MLFLOW_TRACKING_URI; default: sqlite in the state dir]",
+)
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -27,10 +64,6 @@ def info(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=_default))
-
-
 def _default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
@@ -39,16 +72,20 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def resolve_dataset(settings: Settings, name: str | None, prepare: bool = True) -> Dataset:
-    """Load ``name`` (or the default dataset, saying which), preparing it first when needed."""
-    if name is None:
-        name, why = default_dataset(settings)
-        info(why)
-    if prepare:
-        path, fresh = ensure_prepared(name, settings)
-        if fresh:
-            info(f"prepared {name} into {path}")
-    return load_dataset(name, settings)
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=_default))
+
+
+def emit(result: dict[str, Any], as_json: bool, out: Path | None = None) -> None:
+    """A benchmark's result: written to ``out`` as JSON when given, printed as JSON or as key: value."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, default=_default))
+    if as_json:
+        echo_json(result)
+    else:
+        for k, v in result.items():
+            click.echo(f"{k:>28}: {v}")
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
@@ -60,6 +97,17 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(raw)
     return out
+
+
+def parse_ks(raw: str) -> tuple[int, ...]:
+    """``10,20,50`` → (10, 20, 50): sorted, unique, positive."""
+    try:
+        ks = tuple(sorted({int(x) for x in raw.split(",") if x.strip()}))
+    except ValueError:
+        raise ConfigError(f"--ks expects comma-separated integers, got {raw!r}") from None
+    if not ks or ks[0] <= 0:
+        raise ConfigError(f"--ks needs positive cut-offs, got {raw!r}")
+    return ks
 
 
 def is_tty() -> bool:

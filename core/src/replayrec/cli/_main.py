@@ -38,8 +38,22 @@ def cli(ctx: click.Context, data_dir: Path | None, state_dir: Path | None, verbo
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    _progress_to_stderr()
     overrides = {k: v for k, v in {"data_dir": data_dir, "state_dir": state_dir}.items() if v is not None}
     ctx.ensure_object(dict)["settings"] = Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _progress_to_stderr() -> None:
+    """The operations' progress messages (logger ``replayrec.application``) as plain lines on stderr, so
+    ``--json`` output on stdout stays clean."""
+    log = logging.getLogger("replayrec.application")
+    if not any(getattr(h, "_replayrec_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._replayrec_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 cli.add_command(data)

@@ -2,64 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from replayrec.cli._common import echo_json, info, resolve_dataset, settings_of
-from replayrec.cli._train import _config
-from replayrec.data import DATASETS
-from replayrec.errors import ConfigError
+from replayrec.application import read_training_config
+from replayrec.cli._common import (
+    dataset_option,
+    echo_json,
+    info,
+    json_option,
+    parse_sets,
+    sets_option,
+    settings_of,
+    tracking_option,
+)
+from replayrec.promotion import (
+    FaultInjection,
+    PipelineContext,
+    audit_log,
+    manual_promote,
+    open_pipeline,
+    rollback,
+    run_pipeline,
+    run_step,
+)
+from replayrec.registry import ModelRegistry, tracking_uri
 
 __all__ = ["pipeline", "promote_cmd", "registry", "rollback_cmd"]
 
 #: exit status of ``pipeline run`` when a gate stopped the candidate (0: promoted; 2: usage / input error)
 EXIT_STOPPED = 3
+_NO_FAULT = FaultInjection()
 
-
-def _ctx(
-    ctx: click.Context,
-    plugin: str,
-    name: str | None,
-    tracking: str | None,
-    gates: Path | None = None,
-    cascade: Path | None = None,
-    delay_ms: float = 0.0,
-    error_rate: float = 0.0,
-    quiet: bool = False,
-) -> Any:
-    from replayrec.plugins import kind_of
-    from replayrec.promotion import FaultInjection, PipelineContext, load_gates
-    from replayrec.training._runner import tracking_uri
-
-    settings = settings_of(ctx)
-    kind_of(plugin)  # unknown plugin: fail before loading data
-    gate_config = load_gates(gates)
-    if cascade is not None and not cascade.is_file():
-        raise ConfigError(f"cascade {cascade} does not exist")
-    if not 0 <= error_rate <= 1 or delay_ms < 0:
-        raise ConfigError("fault injection needs delay ≥ 0 ms and an error rate in [0, 1]")
-    return PipelineContext(
-        settings=settings,
-        dataset=resolve_dataset(settings, name),
-        plugin=plugin,
-        tracking_uri=tracking_uri(settings, tracking),
-        gates=gate_config,
-        cascade=cascade,
-        fault=FaultInjection(delay_ms, error_rate),
-        echo=info if quiet else click.echo,
-    )
-
-
-_dataset = click.option("--dataset", "name", type=click.Choice(sorted(DATASETS)))
-_tracking = click.option(
-    "--tracking-uri",
-    "tracking",
-    help="MLflow URI [env MLFLOW_TRACKING_URI; default: sqlite in the state dir]",
-)
 _gates = click.option("--gates", type=click.Path(path_type=Path), help="gate thresholds YAML")
 _cascade = click.option(
     "--cascade", type=click.Path(path_type=Path), help="serving cascade YAML the canary swaps the model into"
@@ -68,6 +45,24 @@ _delay = click.option("--inject-canary-delay-ms", "delay_ms", type=float, defaul
 _errors = click.option(
     "--inject-canary-error-rate", "error_rate", type=float, default=0.0, help="chaos drill"
 )
+_config = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), help="training config YAML"
+)
+
+
+def _open(
+    ctx: click.Context,
+    plugin: str,
+    name: str | None,
+    tracking: str | None,
+    gates: Path | None = None,
+    cascade: Path | None = None,
+    fault: FaultInjection = _NO_FAULT,
+    quiet: bool = False,
+) -> PipelineContext:
+    return open_pipeline(
+        settings_of(ctx), plugin, name, tracking, gates, cascade, fault, info if quiet else click.echo
+    )
 
 
 @click.group()
@@ -77,18 +72,18 @@ def pipeline() -> None:
 
 @pipeline.command("run")
 @click.argument("plugin")
-@_dataset
+@dataset_option
 @click.option("--model", help="skip training: a version number, PLUGIN@ALIAS or an artifact directory")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="training config YAML")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="training config value")
+@_config
+@sets_option
 @click.option("--epochs", type=int)
 @click.option("--val-users", type=int, default=10_000, show_default=True)
-@_tracking
+@tracking_option
 @_gates
 @_cascade
 @_delay
 @_errors
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
@@ -108,10 +103,9 @@ def run_cmd(
 ) -> None:
     """Run every step; prints each gate's decision with its numbers. Exit 0 when promoted to prod, 3 when
     a gate stopped the candidate."""
-    from replayrec.promotion import run_pipeline
-
-    config = _config(config_path, sets)
-    pctx = _ctx(ctx, plugin, name, tracking, gates, cascade, delay_ms, error_rate, quiet=as_json)
+    config = read_training_config(config_path, parse_sets(sets))
+    fault = FaultInjection(delay_ms, error_rate)
+    pctx = _open(ctx, plugin, name, tracking, gates, cascade, fault, quiet=as_json)
     result = run_pipeline(pctx, model=model, config=config, epochs=epochs, val_users=val_users)
     if as_json:
         echo_json(result.to_dict())
@@ -122,12 +116,12 @@ def run_cmd(
 @pipeline.command("step")
 @click.argument("step", type=click.Choice(["train", "evaluate", "stage", "canary", "prod"]))
 @click.argument("plugin")
-@_dataset
+@dataset_option
 @click.option("--model", help="the candidate (not for train): version, PLUGIN@ALIAS or artifact")
-@click.option("--config", "config_path", type=click.Path(path_type=Path))
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@_config
+@sets_option
 @click.option("--epochs", type=int)
-@_tracking
+@tracking_option
 @_gates
 @_cascade
 @_delay
@@ -171,37 +165,9 @@ def step_cmd(
 ) -> None:
     """One step, as a workflow task runs it: writes ``<out>/version``, ``<out>/passed`` (true/false) and
     ``<out>/decision.json``; exits 0 whatever the gate decided (the workflow branches on ``passed``)."""
-    from replayrec.promotion import STEPS, candidate_version, train_step
-
-    pctx = _ctx(ctx, plugin, name, tracking, gates, cascade, delay_ms, error_rate)
-    if step == "train":
-        decision, version = train_step(pctx, _config(config_path, sets), epochs, accelerator=accelerator)
-    else:
-        if not model:
-            raise ConfigError(f"step {step} needs --model (the candidate version)")
-        version = candidate_version(pctx, model)
-        if after is not None:
-            _check_after(after, plugin, version.version)
-        decision = STEPS[step](pctx, version)
-    outcome = "rolled_back" if step == "canary" and not decision.passed else None
-    pctx.record(decision, outcome)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "version").write_text(version.version)
-    (out / "passed").write_text("true" if decision.passed else "false")
-    (out / "decision.json").write_text(json.dumps(decision.to_dict(), indent=2, default=str))
-
-
-def _check_after(path: Path, plugin: str, version: str) -> None:
-    """Defence in depth beside the workflow's ``when``: the previous decision must have passed for this
-    plugin and version."""
-    try:
-        prev = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"--after {path}: not a decision file ({exc})") from None
-    if not isinstance(prev, dict) or prev.get("plugin") != plugin or str(prev.get("version")) != version:
-        raise ConfigError(f"--after {path} is a decision about another model, not {plugin} v{version}")
-    if prev.get("passed") is not True:
-        raise ConfigError(f"--after {path}: step {prev.get('step')!r} did not pass; refusing to continue")
+    config = read_training_config(config_path, parse_sets(sets)) if step == "train" else None
+    pctx = _open(ctx, plugin, name, tracking, gates, cascade, FaultInjection(delay_ms, error_rate))
+    run_step(pctx, step, out, model=model, after=after, config=config, epochs=epochs, accelerator=accelerator)
 
 
 @click.group()
@@ -209,59 +175,50 @@ def registry() -> None:
     """The MLflow model registry: versions, aliases, metrics, audit log."""
 
 
+def _version_line(v: dict[str, Any]) -> str:
+    aliases = ",".join(v["aliases"]) or "-"
+    src, ev = ("eval", v["eval"]) if v["eval"] else ("val", v["val"])
+    keys = ("ndcg_at_10", "hr_at_10")
+    metrics = " ".join(f"{src}_{k}={ev[k]:.4f}" for k in keys if isinstance(ev.get(k), float))
+    gates = " ".join(f"{k}={x}" for k, x in v["gates"].items() if not k.endswith(".reason"))
+    commit = (v["git_commit"] or "")[:12]
+    return f"  v{v['version']:<4} {aliases:<22} {v['dataset']}  {commit:<12} {metrics}  {gates}"
+
+
 @registry.command("list")
 @click.option("--plugin", help="one plugin (default: all)")
-@_tracking
-@click.option("--json", "as_json", is_flag=True)
+@tracking_option
+@json_option
 @click.pass_context
 def list_cmd(ctx: click.Context, plugin: str | None, tracking: str | None, as_json: bool) -> None:
     """Each plugin's versions with their aliases, dataset, commit and metrics."""
-    from replayrec.registry import ModelRegistry
-    from replayrec.training._runner import tracking_uri
-
-    reg = ModelRegistry(tracking_uri(settings_of(ctx), tracking))
-    plugins = [plugin] if plugin else reg.plugins()
-    rows = {p: [v.to_dict() for v in reg.versions(p)] for p in plugins}
+    rows = ModelRegistry(tracking_uri(settings_of(ctx), tracking)).listing(plugin)
     if as_json:
         echo_json(rows)
         return
     for p, versions in rows.items():
         click.echo(f"{p}: {len(versions)} version(s)")
         for v in versions:
-            aliases = ",".join(v["aliases"]) or "-"
-            src, ev = ("eval", v["eval"]) if v["eval"] else ("val", v["val"])
-            metrics = " ".join(
-                f"{src}_{k}={ev[k]:.4f}" for k in ("ndcg_at_10", "hr_at_10") if isinstance(ev.get(k), float)
-            )
-            gates = " ".join(f"{k}={x}" for k, x in v["gates"].items() if not k.endswith(".reason"))
-            click.echo(
-                f"  v{v['version']:<4} {aliases:<22} {v['dataset']}  {(v['git_commit'] or '')[:12]:<12} "
-                f"{metrics}  {gates}"
-            )
+            click.echo(_version_line(v))
 
 
 @registry.command("register")
 @click.argument("artifact", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@_tracking
+@tracking_option
 @click.pass_context
 def register_cmd(ctx: click.Context, artifact: Path, tracking: str | None) -> None:
     """Register an artifact directory (e.g. trained elsewhere) as a new version."""
-    from replayrec.registry import ModelRegistry
-    from replayrec.training._runner import tracking_uri
-
     v = ModelRegistry(tracking_uri(settings_of(ctx), tracking)).register(artifact)
     click.echo(f"registered {artifact} as {v.plugin} v{v.version}")
 
 
 @registry.command("audit")
 @click.option("--plugin")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def audit_cmd(ctx: click.Context, plugin: str | None, as_json: bool) -> None:
     """The append-only promotion audit log."""
-    from replayrec.promotion import AuditLog
-
-    records = AuditLog(settings_of(ctx).state_dir / "audit" / "promotion.jsonl").read(plugin)
+    records = audit_log(settings_of(ctx)).read(plugin)
     if as_json:
         echo_json(records)
         return
@@ -277,8 +234,8 @@ def audit_cmd(ctx: click.Context, plugin: str | None, as_json: bool) -> None:
 @click.option("--version", "version", required=True)
 @click.option("--to", "alias", type=click.Choice(["staging", "canary", "prod"]), required=True)
 @click.option("--reason", required=True, help="why (recorded in the audit log)")
-@_dataset
-@_tracking
+@dataset_option
+@tracking_option
 @click.pass_context
 def promote_cmd(
     ctx: click.Context,
@@ -290,22 +247,18 @@ def promote_cmd(
     tracking: str | None,
 ) -> None:
     """Set an alias by hand, bypassing the gates (audited)."""
-    from replayrec.promotion import manual_promote
-
-    manual_promote(_ctx(ctx, plugin, name, tracking), version, alias, reason)
+    manual_promote(_open(ctx, plugin, name, tracking), version, alias, reason)
 
 
 @click.command("rollback")
 @click.argument("plugin")
 @click.option("--to", "to", help="version to roll back to (default: prod-previous)")
 @click.option("--reason", default="", help="why (recorded in the audit log)")
-@_dataset
-@_tracking
+@dataset_option
+@tracking_option
 @click.pass_context
 def rollback_cmd(
     ctx: click.Context, plugin: str, to: str | None, reason: str, name: str | None, tracking: str | None
 ) -> None:
     """Point prod back at the previous version (a second rollback rolls forward again)."""
-    from replayrec.promotion import rollback
-
-    rollback(_ctx(ctx, plugin, name, tracking), to, reason)
+    rollback(_open(ctx, plugin, name, tracking), to, reason)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = ["markdown_table", "write_report"]
 
@@ -39,7 +42,6 @@ def _chart(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str], path: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     cols = [
         c for c in columns if c not in ("gauc", "auc") and any(r.get(c) is not None for r in rows.values())
@@ -75,7 +77,8 @@ def write_report(
     columns: Sequence[str] = DEFAULT_COLUMNS,
     title: str | None = None,
 ) -> dict[str, Path]:
-    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``directory``."""
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``directory`` (the chart only where
+    matplotlib is installed: the ``[reports]`` extra, part of ``[train]``)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": directory / f"{stem}.json",
@@ -85,5 +88,8 @@ def write_report(
     paths["json"].write_text(json.dumps(rows, indent=2, sort_keys=True))
     head = f"# {title}\n\n" if title else ""
     paths["md"].write_text(head + markdown_table(rows, columns) + "\n")
-    _chart(rows, columns, paths["png"])
+    if importlib.util.find_spec("matplotlib") is None:
+        del paths["png"]
+    else:
+        _chart(rows, columns, paths["png"])
     return paths

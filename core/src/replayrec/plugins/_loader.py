@@ -195,6 +195,12 @@ def load_trainer(name: str) -> Callable[..., Any]:
         raise PluginError(f"unknown trainer {name!r}; available: {names}")
     try:
         obj = eps[name].load()
+    except ModuleNotFoundError as exc:  # a serving install: the plugin's [train] extra is not installed
+        dist = eps[name].dist
+        extra = f"pip install '{dist.metadata['Name']}[train]'" if dist is not None else "its [train] extra"
+        raise PluginError(
+            f"trainer {name!r} needs its training dependencies ({exc.name} is missing): {extra}"
+        ) from exc
     except Exception as exc:
         raise PluginError(f"trainer {name!r} is broken: {type(exc).__name__}: {exc}") from exc
     if not callable(obj):

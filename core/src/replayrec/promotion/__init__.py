@@ -2,7 +2,13 @@
 
 from replayrec.promotion._audit import AuditLog
 from replayrec.promotion._canary import canary_bucket, canary_step, cascade_for
-from replayrec.promotion._context import FaultInjection, PipelineContext, format_decision
+from replayrec.promotion._context import (
+    FaultInjection,
+    PipelineContext,
+    audit_log,
+    format_decision,
+    open_pipeline,
+)
 from replayrec.promotion._evaluate import evaluate_model, evaluate_step
 from replayrec.promotion._gates import (
     CanaryGate,
@@ -21,9 +27,10 @@ from replayrec.promotion._pipeline import (
     prod_step,
     rollback,
     run_pipeline,
+    run_step,
     train_step,
 )
-from replayrec.promotion._stage import stage_step
+from replayrec.promotion._stage import stage_checks, stage_step
 
 __all__ = [
     "STEPS",
@@ -37,6 +44,7 @@ __all__ = [
     "PipelineContext",
     "PipelineResult",
     "StageGate",
+    "audit_log",
     "canary_bucket",
     "canary_step",
     "candidate_version",
@@ -46,9 +54,12 @@ __all__ = [
     "format_decision",
     "load_gates",
     "manual_promote",
+    "open_pipeline",
     "prod_step",
     "rollback",
     "run_pipeline",
+    "run_step",
+    "stage_checks",
     "stage_step",
     "train_step",
 ]

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import yaml
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
-from replayrec.cascade import Cascade, CascadeConfig
+from replayrec.cascade import Cascade, CascadeConfig, trained_cascade
 from replayrec.errors import ConfigError
 from replayrec.evaluation import build_requests
 from replayrec.promotion._context import FaultInjection, PipelineContext
@@ -59,9 +60,7 @@ def cascade_for(ctx: PipelineContext, model: Path) -> CascadeConfig:
             "rerank": {"type": "passthrough", "k": k},
         }
         return CascadeConfig.from_mapping(layout, source=f"canary cascade of {model}")
-    from replayrec.cli._eval import model_cascade
-
-    return model_cascade(ctx.plugin, ctx.kind, model, {})
+    return trained_cascade(ctx.plugin, ctx.kind, model, {})
 
 
 @dataclass
@@ -172,8 +171,6 @@ def _checks(
 
 
 def canary_step(ctx: PipelineContext, candidate: VersionInfo) -> Decision:
-    from threadpoolctl import threadpool_limits
-
     g = ctx.gates.canary
     reg = ctx.registry
     before = reg.by_alias(ctx.plugin, "canary")

@@ -8,17 +8,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from replayrec.application import open_dataset
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset
+from replayrec.errors import ConfigError
 from replayrec.evaluation import ProtocolSplit, build_split
 from replayrec.plugins import kind_of
 from replayrec.promotion._audit import AuditLog
-from replayrec.promotion._gates import Decision, GateConfig
-from replayrec.registry import ModelRegistry, git_commit
-from replayrec.registry._specs import StageResolver
+from replayrec.promotion._gates import Decision, GateConfig, load_gates
+from replayrec.registry import ModelRegistry, StageResolver, git_commit, tracking_uri
 from replayrec.stages import StageContext
 
-__all__ = ["FaultInjection", "PipelineContext"]
+__all__ = ["FaultInjection", "PipelineContext", "audit_log", "format_decision", "open_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class PipelineContext:
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.settings.state_dir / "audit" / "promotion.jsonl")
+        return audit_log(self.settings)
 
     @cached_property
     def protocol(self) -> str:
@@ -90,6 +91,40 @@ class PipelineContext:
         )
         self.echo(format_decision(decision, outcome))
         return decision
+
+
+def audit_log(settings: Settings) -> AuditLog:
+    """The append-only promotion audit log of a state directory."""
+    return AuditLog(settings.state_dir / "audit" / "promotion.jsonl")
+
+
+def open_pipeline(
+    settings: Settings,
+    plugin: str,
+    dataset: str | None = None,
+    tracking: str | None = None,
+    gates: Path | None = None,
+    cascade: Path | None = None,
+    fault: FaultInjection = FaultInjection(),
+    echo: Callable[[str], None] = print,
+) -> PipelineContext:
+    """The context every step of one pipeline run shares; bad input fails here, before data is loaded."""
+    kind_of(plugin)  # unknown plugin: fail before loading data
+    gate_config = load_gates(gates)
+    if cascade is not None and not cascade.is_file():
+        raise ConfigError(f"cascade {cascade} does not exist")
+    if not 0 <= fault.error_rate <= 1 or fault.delay_ms < 0:
+        raise ConfigError("fault injection needs delay ≥ 0 ms and an error rate in [0, 1]")
+    return PipelineContext(
+        settings=settings,
+        dataset=open_dataset(settings, dataset),
+        plugin=plugin,
+        tracking_uri=tracking_uri(settings, tracking),
+        gates=gate_config,
+        cascade=cascade,
+        fault=fault,
+        echo=echo,
+    )
 
 
 def format_decision(decision: Decision, outcome: str) -> str:

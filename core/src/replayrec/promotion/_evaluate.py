@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from replayrec.application import EvalOptions, evaluate_plugin
 from replayrec.evaluation import EvalResult, paired_lift
 from replayrec.promotion._context import PipelineContext
 from replayrec.promotion._gates import Check, Decision
@@ -21,17 +22,8 @@ MIN_SLICE_USERS = 50
 def evaluate_model(ctx: PipelineContext, model: str | None, plugin: str | None = None) -> EvalResult:
     """The protocol's test split: a recall model by exact full ranking, a rank / rerank model in the
     cascade it was trained in; ``model=None`` fits an untrained plugin (a baseline)."""
-    from replayrec.cli._eval import run_evaluation
-
-    return run_evaluation(
-        ctx.settings,
-        ctx.dataset,
-        ctx.protocol,
-        plugin or ctx.plugin,
-        {},
-        model=model,
-        n_boot=ctx.gates.evaluate.n_boot,
-    )
+    opts = EvalOptions(protocol=ctx.protocol, n_boot=ctx.gates.evaluate.n_boot)
+    return evaluate_plugin(ctx.settings, ctx.dataset, plugin or ctx.plugin, model=model, opts=opts)
 
 
 def slices(ctx: PipelineContext) -> dict[str, npt.NDArray[np.int64]]:

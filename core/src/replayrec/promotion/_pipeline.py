@@ -3,18 +3,21 @@ context and a model version and returning a :class:`Decision`; the pipeline stop
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from replayrec.application import TrainRequest, train_model
+from replayrec.artifacts import artifact_meta, latest_artifact
 from replayrec.errors import ConfigError
 from replayrec.promotion._canary import canary_step
 from replayrec.promotion._context import PipelineContext
 from replayrec.promotion._evaluate import evaluate_step
 from replayrec.promotion._gates import Check, Decision
 from replayrec.promotion._stage import stage_step
-from replayrec.registry import REF_PATTERN, VersionInfo, artifact_meta, latest_artifact
+from replayrec.registry import REF_PATTERN, VersionInfo
 
 __all__ = [
     "STEPS",
@@ -24,6 +27,7 @@ __all__ = [
     "prod_step",
     "rollback",
     "run_pipeline",
+    "run_step",
     "train_step",
 ]
 
@@ -35,27 +39,28 @@ def train_step(
     val_users: int = 10_000,
     accelerator: str = "cpu",
 ) -> tuple[Decision, VersionInfo]:
-    """``replayrec train`` (the same runner) → a new registered version."""
-    from replayrec.training._runner import TrainOptions, run_training
-
-    opts = TrainOptions(
-        config=config,
+    """``replayrec train`` (the same operation) → a new registered version."""
+    request = TrainRequest(
+        ctx.plugin,
+        ctx.dataset.name,
+        config,
         epochs=epochs,
         val_users=val_users,
         tracking_uri=ctx.tracking_uri,
-        progress=False,
         accelerator=accelerator,
     )
-    out = run_training(ctx.plugin, ctx.dataset, ctx.settings, opts)
-    version = ctx.registry.get(ctx.plugin, str(out["model_version"]))
-    val = ", ".join(f"{k} {v:.4f}" for k, v in out["val"].items() if k in ("ndcg@10", "hr@10", "ndcg@20"))
+    out = train_model(ctx.settings, request)
+    version = ctx.registry.get(ctx.plugin, out.model_version)
+    val = ", ".join(f"{k} {v:.4f}" for k, v in out.val.items() if k in ("ndcg@10", "hr@10", "ndcg@20"))
     check = Check(
-        "trained",
-        True,
-        f"{out['epochs_run']} epochs in {out['train_seconds']:.0f}s; validation {val}",
-        out["val"],
+        "trained", True, f"{out.epochs_run} epochs in {out.train_seconds:.0f}s; validation {val}", out.val
     )
-    numbers = {k: out[k] for k in ("artifact", "run_id", "epochs_run", "train_seconds")}
+    numbers = {
+        "artifact": str(out.artifact),
+        "run_id": out.run_id,
+        "epochs_run": out.epochs_run,
+        "train_seconds": out.train_seconds,
+    }
     return Decision.from_checks("train", ctx.plugin, version.version, [check], numbers), version
 
 
@@ -194,3 +199,49 @@ def rollback(ctx: PipelineContext, to: str | None, reason: str) -> Decision:
         "rollback", ctx.plugin, dest, [Check("prod rolled back", True, why)], {"from": frm, "to": dest}
     )
     return ctx.record(replace(decision, reason=why), "rolled_back")
+
+
+def _check_after(path: Path, plugin: str, version: str) -> None:
+    """Defence in depth beside the workflow's ``when``: the previous decision must have passed for this
+    plugin and version."""
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--after {path}: not a decision file ({exc})") from None
+    if not isinstance(prev, dict) or prev.get("plugin") != plugin or str(prev.get("version")) != version:
+        raise ConfigError(f"--after {path} is a decision about another model, not {plugin} v{version}")
+    if prev.get("passed") is not True:
+        raise ConfigError(f"--after {path}: step {prev.get('step')!r} did not pass; refusing to continue")
+
+
+def run_step(
+    ctx: PipelineContext,
+    step: str,
+    out: Path,
+    *,
+    model: str | None = None,
+    after: Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    epochs: int | None = None,
+    accelerator: str = "cpu",
+) -> Decision:
+    """One step as a workflow task runs it: ``train`` (a new version) or a gate on the candidate ``model``
+    (refused unless ``after``, the previous step's decision, passed for it); the decision is recorded and
+    written to ``<out>/version``, ``<out>/passed`` (true/false) and ``<out>/decision.json``."""
+    if step == "train":
+        decision, version = train_step(ctx, config or {}, epochs, accelerator=accelerator)
+    else:
+        if step not in STEPS:
+            raise ConfigError(f"unknown step {step!r}; expected train or one of {', '.join(STEPS)}")
+        if not model:
+            raise ConfigError(f"step {step} needs --model (the candidate version)")
+        version = candidate_version(ctx, model)
+        if after is not None:
+            _check_after(after, ctx.plugin, version.version)
+        decision = STEPS[step](ctx, version)
+    ctx.record(decision, "rolled_back" if step == "canary" and not decision.passed else None)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "version").write_text(version.version)
+    (out / "passed").write_text("true" if decision.passed else "false")
+    (out / "decision.json").write_text(json.dumps(decision.to_dict(), indent=2, default=str))
+    return decision

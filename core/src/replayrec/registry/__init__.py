@@ -1,4 +1,5 @@
-"""Model artifacts and references (``<plugin>@<alias>``), backed by the state directory and MLflow."""
+"""The model registry (MLflow: versions, aliases, provenance tags) and model references
+(``<plugin>@<alias>`` or an artifact directory), and the resolver that builds cascade stages from them."""
 
 from replayrec.registry._mlflow import (
     ALIASES,
@@ -7,18 +8,10 @@ from replayrec.registry._mlflow import (
     VersionInfo,
     git_commit,
     metric_tag,
-)
-from replayrec.registry._refs import (
-    REF_PATTERN,
-    artifact_meta,
-    artifact_stage_config,
-    artifacts_dir,
-    is_model_ref,
-    latest_artifact,
-    load_weights,
     registered_model_name,
-    resolve_model,
+    tracking_uri,
 )
+from replayrec.registry._refs import REF_PATTERN, is_model_ref, resolve_model
 from replayrec.registry._specs import StageResolver
 
 __all__ = [
@@ -28,14 +21,10 @@ __all__ = [
     "ModelRegistry",
     "StageResolver",
     "VersionInfo",
-    "artifact_meta",
-    "artifact_stage_config",
-    "artifacts_dir",
     "git_commit",
     "is_model_ref",
-    "latest_artifact",
-    "load_weights",
     "metric_tag",
     "registered_model_name",
     "resolve_model",
+    "tracking_uri",
 ]

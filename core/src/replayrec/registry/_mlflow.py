@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from replayrec.artifacts import artifact_meta
+from replayrec.config import Settings
 from replayrec.errors import ConfigError
-from replayrec.registry._refs import artifact_meta, registered_model_name
 
 __all__ = [
     "ALIASES",
@@ -27,12 +28,28 @@ __all__ = [
     "VersionInfo",
     "git_commit",
     "metric_tag",
+    "registered_model_name",
+    "tracking_uri",
 ]
 
 ALIASES = ("staging", "canary", "prod")
 PREVIOUS_PROD = "prod-previous"
 _PREFIX = "replayrec-"
 _TAG_LIMIT = 4000  # MLflow caps model-version tag values; configs are cut to this with a marker
+
+
+def registered_model_name(plugin: str) -> str:
+    return f"{_PREFIX}{plugin}"
+
+
+def tracking_uri(settings: Settings, explicit: str | None = None) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else a sqlite store in the state directory."""
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(settings.state_dir / 'mlflow.db').resolve()}"
 
 
 def metric_tag(prefix: str, metric: str) -> str:
@@ -201,6 +218,11 @@ class ModelRegistry:
     def plugins(self) -> list[str]:
         models = self.client.search_registered_models(filter_string=f"name LIKE '{_PREFIX}%'")
         return sorted(m.name[len(_PREFIX) :] for m in models)
+
+    def listing(self, plugin: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Every version of ``plugin`` (default: of every plugin) as dictionaries, oldest first."""
+        plugins = [plugin] if plugin else self.plugins()
+        return {p: [v.to_dict() for v in self.versions(p)] for p in plugins}
 
     def versions(self, plugin: str) -> list[VersionInfo]:
         name = registered_model_name(plugin)

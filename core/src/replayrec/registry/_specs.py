@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from replayrec.cascade import ChannelSpec, StageSpec
+from replayrec.cascade import ChannelSpec, StageSpec, build_from_spec
 from replayrec.config import Settings
 from replayrec.errors import ConfigError
 from replayrec.registry._refs import resolve_model
@@ -36,8 +36,6 @@ class StageResolver:
         return replace(self.context, artifact=path)
 
     def build(self, kind: str, spec: Mapping[str, Any]) -> tuple[Stage, dict[str, Any]]:
-        from replayrec.cascade._cascade import build_from_spec
-
         if not isinstance(spec, Mapping) or "type" not in spec:
             raise ConfigError(f"a {kind} stage spec needs a 'type' key, got {spec!r}")
         parsed = ChannelSpec.model_validate({k: v for k, v in spec.items() if k not in ("k", "quota")})

@@ -5,12 +5,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from replayrec import __version__
 from replayrec.errors import ConfigError
 
-__all__ = ["new_plugin"]
+__all__ = ["core_range", "new_plugin"]
 
 _TEMPLATE = Path(__file__).with_name("template")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+
+
+def core_range(version: str = __version__) -> str:
+    """The ``replayrec-core`` range a new plugin declares: this core's minor series (``>=0.5,<0.6``)."""
+    m = re.match(r"^(\d+)\.(\d+)", version)
+    if m is None:  # running from an uninstalled source tree
+        return ">=0"
+    major, minor = int(m[1]), int(m[2])
+    return f">={major}.{minor},<{major}.{minor + 1}"
 
 
 def new_plugin(name: str, kind: str, dest: Path) -> Path:
@@ -27,6 +37,7 @@ def new_plugin(name: str, kind: str, dest: Path) -> Path:
         "__dist__": f"{kind}-{name}".replace("_", "-"),
         "__Class__": "".join(p.capitalize() for p in name.split("_")) + kind.capitalize(),
         "__kind__": kind,
+        "__core_range__": core_range(),
         "__name__": name,
     }
     for src in sorted(_TEMPLATE.rglob("*")):

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from replayrec.data._interactions import Catalog, Interactions
+from replayrec.data import Catalog, Interactions
 from replayrec.errors import StageInputError
 from replayrec.stages._types import Candidate, Request
 

@@ -2,23 +2,17 @@
 
 Importing this package is cheap; the runner imports Lightning, torch and MLflow only when it runs."""
 
-from replayrec.training._contract import (
-    ARTIFACT_IDS,
-    ARTIFACT_META,
-    ARTIFACT_UPSTREAM,
-    ARTIFACT_WEIGHTS,
-    TrainData,
-    TrainingJob,
-)
+from replayrec.training._contract import TrainData, TrainingJob
+from replayrec.training._ray import run_training_ray
+from replayrec.training._runner import TrainOptions, run_training
 from replayrec.training._validation import holdout_validation, validation_set
 
 __all__ = [
-    "ARTIFACT_IDS",
-    "ARTIFACT_META",
-    "ARTIFACT_UPSTREAM",
-    "ARTIFACT_WEIGHTS",
     "TrainData",
+    "TrainOptions",
     "TrainingJob",
     "holdout_validation",
+    "run_training",
+    "run_training_ray",
     "validation_set",
 ]

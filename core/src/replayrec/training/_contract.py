@@ -2,8 +2,7 @@
 
 The plugin's ``replayrec.trainers`` entry point is a ``build(config, data) -> TrainingJob`` function; core's
 runner (``replayrec train``) drives the job with Lightning, tracks it in MLflow and saves its artifact.
-Nothing
-here imports torch or Lightning.
+Nothing here imports torch or Lightning.
 """
 
 from __future__ import annotations
@@ -11,29 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from replayrec.data import Catalog, Interactions
 from replayrec.evaluation import EvalSet
+from replayrec.registry import StageResolver
 from replayrec.stages import Stage
 
-if TYPE_CHECKING:
-    from replayrec.registry import StageResolver
-
-__all__ = [
-    "ARTIFACT_IDS",
-    "ARTIFACT_META",
-    "ARTIFACT_UPSTREAM",
-    "ARTIFACT_WEIGHTS",
-    "TrainData",
-    "TrainingJob",
-]
-
-ARTIFACT_WEIGHTS = "model.pt"  # a state_dict of tensors, loadable with torch.load(weights_only=True)
-ARTIFACT_META = "meta.json"  # plugin, config, dataset, metrics (written by core)
-ARTIFACT_IDS = "ids.json"  # {"items": [raw id of dense item 0, ...], "users": [...]} (written by core)
-#: a rank / rerank model's upstream stages, as resolved cascade specs: {"recall": {...}, "recall_k": 200, ...}
-ARTIFACT_UPSTREAM = "upstream.json"
+__all__ = ["TrainData", "TrainingJob"]
 
 
 @dataclass(frozen=True)
@@ -80,4 +64,6 @@ class TrainingJob(Protocol):
         ``validation_set() -> EvalSet``, the held-out part the runner validates on instead."""
 
     def export(self, directory: Path) -> Mapping[str, Any]:
-        """Write ``model.pt`` (and any extra files) into ``directory``; return the serving config."""
+        """Write the weights (:func:`replayrec.artifacts.save_weights`: ``model.safetensors``) and any
+        extra files (a rank / rerank model's ``upstream.json``) into ``directory``; return the serving
+        config."""

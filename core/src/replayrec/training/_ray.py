@@ -18,9 +18,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from replayrec.config import Settings
-from replayrec.data import Dataset
+from replayrec.data import Dataset, load_dataset
 from replayrec.errors import ConfigError, ReplayrecError
-from replayrec.training._runner import TrainOptions
+from replayrec.training._runner import (
+    TrainOptions,
+    finish_training,
+    make_callback,
+    make_logger,
+    prepare_job,
+    quiet_fit,
+    trainer_kwargs,
+)
 
 __all__ = ["ShardedBatches", "run_training_ray"]
 
@@ -52,16 +60,6 @@ def _worker(config: dict[str, Any]) -> None:
     import ray.train
     import torch
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
-
-    from replayrec.data import load_dataset
-    from replayrec.training._runner import (
-        finish_training,
-        make_callback,
-        make_logger,
-        prepare_job,
-        quiet_fit,
-        trainer_kwargs,
-    )
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()

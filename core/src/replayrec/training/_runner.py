@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import resource
 import time
 import warnings
@@ -22,14 +21,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from replayrec import CORE_API
+from replayrec.artifacts import ARTIFACT_HISTORY, ARTIFACT_IDS, ARTIFACT_META, new_artifact_dir
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError, PluginError, describe_validation_error
 from replayrec.evaluation import build_split, evaluate
 from replayrec.plugins import load_trainer
-from replayrec.registry import StageResolver, registered_model_name
+from replayrec.registry import ModelRegistry, StageResolver, git_commit, registered_model_name, tracking_uri
 from replayrec.stages import Recall, StageContext
-from replayrec.training._contract import ARTIFACT_IDS, ARTIFACT_META, TrainData, TrainingJob
+from replayrec.training._contract import TrainData, TrainingJob
 from replayrec.training._validation import validation_set
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "prepare_job",
     "quiet_fit",
     "run_training",
-    "tracking_uri",
     "trainer_kwargs",
 ]
 
@@ -55,16 +54,6 @@ class TrainOptions:
     progress: bool = True
     #: Lightning accelerator of the single-process path (``cpu``, ``gpu``, ``auto``)
     accelerator: str = "cpu"
-
-
-def tracking_uri(settings: Settings, explicit: str | None = None) -> str:
-    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else a sqlite store in the state directory."""
-    if explicit:
-        return explicit
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(settings.state_dir / 'mlflow.db').resolve()}"
 
 
 def _experiment(uri: str, name: str, settings: Settings) -> str:
@@ -317,10 +306,8 @@ def finish_training(
     extra_meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export the artifact, write its metadata, log it to the MLflow run and register a model version."""
-    from replayrec.registry import ModelRegistry, git_commit
-
     plugin, ds, monitor = p.plugin, p.ds, p.monitor
-    artifact = settings.state_dir / "artifacts" / plugin / ds.name / f"{stamp}-{run_id[:8]}"
+    artifact = new_artifact_dir(settings, plugin, ds.name, stamp, run_id)
     stage_config = dict(p.job.export(artifact))
     best = {
         k[4:]: v
@@ -349,7 +336,7 @@ def finish_training(
         **(extra_meta or {}),
     }
     (artifact / ARTIFACT_META).write_text(json.dumps(meta, indent=2, sort_keys=True))
-    (artifact / "history.json").write_text(json.dumps(history, indent=2))
+    (artifact / ARTIFACT_HISTORY).write_text(json.dumps(history, indent=2))
     # dense id -> the dataset's raw id, so the model can be served against the shop's own ids
     ids = {"items": [str(x) for x in ds.catalog.raw_ids], "users": [str(x) for x in ds.users["raw_id"]]}
     (artifact / ARTIFACT_IDS).write_text(json.dumps(ids))

@@ -137,7 +137,8 @@ class ItemCF(Recall):
         p = np.linalg.inv(g)
         b = p / (-np.diag(p))
         b[np.diag_indices(n_items)] = 0.0
-        return b.astype(np.float32)
+        out: npt.NDArray[np.float32] = b.astype(np.float32)
+        return out
 
     def _history_matrix(self, requests: Sequence[Request]) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
@@ -165,7 +166,8 @@ class ItemCF(Recall):
             scores = np.asarray(h @ self._dense, dtype=np.float64)
         if self._prior is not None:
             scores += self._prior
-        return scores
+        out: FloatArray = scores
+        return out
 
     def retrieve(self, request: Request, k: int) -> list[Candidate]:
         self.check_k(k)

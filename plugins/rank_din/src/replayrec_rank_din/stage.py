@@ -1,7 +1,7 @@
 """Serving-time DIN ranking in numpy: the trained network's forward pass, batched over candidates.
 
 Reads the request's freshest ``max_history`` events (so a profile updated in real time changes the ranking at
-once). No Lightning, no torch at scoring time (torch only loads ``model.pt``, with ``weights_only=True``).
+once). No Lightning, no torch at scoring time: the weights are read from ``model.safetensors`` with numpy.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from replayrec.artifacts import load_weights
 from replayrec.errors import ConfigError, StageInputError
-from replayrec.registry import load_weights
 from replayrec.stages import Candidate, Rank, Request, StageConfig, StageContext
 from replayrec_rank_din.config import DINConfig
 from replayrec_rank_din.features import history_block
@@ -28,7 +28,7 @@ _CHUNK = 16  # requests scored together
 
 
 def load_state(path: Path) -> dict[str, npt.NDArray[Any]]:
-    """``model.pt`` as numpy arrays, without executing pickled code."""
+    """The artifact's weights as numpy arrays, without executing pickled code."""
     return load_weights(path, "din")
 
 

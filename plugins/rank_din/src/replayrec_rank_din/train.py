@@ -16,10 +16,11 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader
 
+from replayrec.artifacts import ARTIFACT_UPSTREAM, save_weights
 from replayrec.errors import ConfigError
 from replayrec.evaluation import ListFn, build_requests
 from replayrec.stages import Candidate, Recall, Request, StageContext
-from replayrec.training import ARTIFACT_UPSTREAM, TrainData
+from replayrec.training import TrainData
 from replayrec_rank_din.config import DINConfig, DINTrainConfig
 from replayrec_rank_din.data import (
     Candidates,
@@ -164,7 +165,7 @@ class DINJob:
 
     def export(self, directory: Path) -> Mapping[str, Any]:
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.weights(), directory / "model.pt")
+        save_weights(directory, self.weights())
         upstream = {"recall": self.recall_spec, "recall_k": self.config.recall_k}
         (directory / ARTIFACT_UPSTREAM).write_text(json.dumps(upstream, indent=2))
         return DINConfig(max_history=self.config.max_history).model_dump()

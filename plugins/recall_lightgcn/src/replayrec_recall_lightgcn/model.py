@@ -53,7 +53,8 @@ class _SymmetricSpMM(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, graph: torch.Tensor, x: torch.Tensor
     ) -> torch.Tensor:
         ctx.graph = graph  # type: ignore[attr-defined]
-        return torch.sparse.mm(graph, x)
+        out: torch.Tensor = torch.sparse.mm(graph, x)
+        return out
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
@@ -81,9 +82,9 @@ class LightGCN(nn.Module):
         """``[E_0, E_1, .., E_L]``, each (N, D)."""
         if self.graph is None:
             raise RuntimeError("LightGCN.set_graph must be called before propagate")
-        out = [self.embedding]
+        out: list[torch.Tensor] = [self.embedding]
         for _ in range(self.layers):
-            out.append(_SymmetricSpMM.apply(self.graph, out[-1]))
+            out.append(_SymmetricSpMM.apply(self.graph, out[-1]))  # type: ignore[no-untyped-call]
         return out
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +94,7 @@ class LightGCN(nn.Module):
         e = self.embedding
         acc = e
         for _ in range(self.layers):
-            e = _SymmetricSpMM.apply(self.graph, e)
+            e = _SymmetricSpMM.apply(self.graph, e)  # type: ignore[no-untyped-call]
             acc = acc + e
         out = acc / (self.layers + 1)
         return out[: self.n_users], out[self.n_users :]

@@ -14,8 +14,8 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from replayrec.artifacts import load_weights as read_weights
 from replayrec.errors import ConfigError
-from replayrec.registry import load_weights as read_weights
 from replayrec.stages import (
     Candidate,
     FloatArray,
@@ -30,12 +30,12 @@ from replayrec_recall_lightgcn.config import LightGCNConfig
 __all__ = ["WEIGHT_KEYS", "LightGCNRecall", "load_weights"]
 
 F32 = npt.NDArray[np.float32]
-#: tensors in ``model.pt``: final user (U, D) and item (I, D) embeddings, item fold-in vectors (I, D)
+#: the artifact's tensors: final user (U, D) and item (I, D) embeddings, item fold-in vectors (I, D)
 WEIGHT_KEYS = ("user_embedding", "item_embedding", "item_fold_in")
 
 
 def load_weights(path: Path) -> dict[str, F32]:
-    """Read ``model.pt`` (a directory holding it, or the file) without executing pickled code."""
+    """Read the weights (an artifact directory, or a weights file) without executing pickled code."""
     state = read_weights(path, "lightgcn")
     missing = [k for k in WEIGHT_KEYS if k not in state]
     if missing:
@@ -77,7 +77,8 @@ class LightGCNRecall(Recall):
             fold = (w @ self._fold[h]) / np.float32(np.sqrt(w.sum()))
         known = 0 <= request.user < self._users.shape[0]
         if self.cfg.user_vector == "trained" and known:
-            return self._users[request.user]
+            trained: F32 = self._users[request.user]
+            return trained
         if self.cfg.user_vector == "blend" and known:
             out: F32 = fold + np.float32(self.cfg.blend_weight) * self._users[request.user]
             return out

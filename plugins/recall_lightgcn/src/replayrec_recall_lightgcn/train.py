@@ -11,6 +11,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader
 
+from replayrec.artifacts import save_weights
 from replayrec.stages import StageContext
 from replayrec.training import TrainData
 from replayrec_recall_lightgcn.config import LightGCNConfig, LightGCNTrainConfig
@@ -69,7 +70,7 @@ class LightGCNJob:
 
     def export(self, directory: Path) -> Mapping[str, Any]:
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save({k: torch.from_numpy(v) for k, v in self.weights().items()}, directory / "model.pt")
+        save_weights(directory, self.weights())
         return LightGCNConfig().model_dump()
 
 

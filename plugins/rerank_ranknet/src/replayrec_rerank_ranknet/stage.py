@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from replayrec.artifacts import load_weights
 from replayrec.errors import ConfigError
-from replayrec.registry import load_weights
 from replayrec.stages import Candidate, Request, Rerank, StageConfig, StageContext
 from replayrec_rerank_ranknet.config import RankNetConfig
 from replayrec_rerank_ranknet.features import ItemClock, list_features

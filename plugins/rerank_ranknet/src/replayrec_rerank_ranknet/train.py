@@ -19,10 +19,11 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from replayrec.artifacts import ARTIFACT_UPSTREAM, save_weights
 from replayrec.errors import ConfigError
 from replayrec.evaluation import EvalSet, ListFn, build_requests
 from replayrec.stages import Candidate, Rank, Recall, Request, StageContext
-from replayrec.training import ARTIFACT_UPSTREAM, TrainData
+from replayrec.training import TrainData
 from replayrec_rerank_ranknet.config import RankNetConfig, RankNetTrainConfig
 from replayrec_rerank_ranknet.features import FEATURES, ItemClock, list_features, unit_vectors
 from replayrec_rerank_ranknet.model import RankNet
@@ -136,7 +137,7 @@ class RankNetJob:
 
     def export(self, directory: Path) -> Mapping[str, Any]:
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state(), directory / "model.pt")
+        save_weights(directory, self.state())
         upstream = {
             "recall": self.recall_spec,
             "recall_k": self.config.recall_k,

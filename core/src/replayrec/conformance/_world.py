@@ -1,4 +1,7 @@
-"""A tiny deterministic world for contract tests: catalogue, training interactions and requests."""
+"""The world contract checks run against: a catalogue, training interactions and requests.
+
+:func:`tiny_world` builds a tiny deterministic synthetic one (pure numpy); the *stage* gate builds a
+:class:`TinyWorld` from the real dataset's catalogue, fit split and sampled test requests."""
 
 from __future__ import annotations
 
@@ -14,11 +17,20 @@ __all__ = ["TinyWorld", "tiny_world"]
 
 @dataclass(frozen=True)
 class TinyWorld:
+    """What a stage is checked against.
+
+    Attributes:
+        catalog: the item catalogue (defines ``n_items``).
+        train: interactions a stage may fit on.
+        requests: the requests every check replays (warm users with histories and a cold, anonymous one).
+    """
+
     catalog: Catalog
     train: Interactions
     requests: list[Request]
 
     def context(self, seed: int = 0) -> StageContext:
+        """The context a stage under test is built from."""
         return StageContext(catalog=self.catalog, train=self.train, seed=seed)
 
     def candidates(self, request: Request, n: int = 30) -> list[Candidate]:
@@ -31,6 +43,9 @@ class TinyWorld:
 
 
 def tiny_world(seed: int = 0, n_users: int = 120, n_items: int = 80) -> TinyWorld:
+    """A small synthetic world: the first 80% of events (by time) to train on, one request per tenth user
+    at the cut (history = their last 20 training events; every item they trained on is excluded) and one
+    cold, anonymous request."""
     cfg = WorldConfig(
         n_users=n_users, n_items=n_items, n_topics=6, n_events=4_000, seed=seed, horizon_days=30
     )

@@ -1,0 +1,108 @@
+"""The serving install profile: a fresh virtual environment with only core's base install and the three
+model plugins (no ``[train]`` extras) loads trained LightGCN → DIN → RankNet artifacts and answers a cascade
+request exactly as the full environment does, without torch, Lightning, MLflow, Ray or pytest."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from replayrec.application import TRAINING_ONLY, build_serving_env, cold_start_probe, missing_modules
+from replayrec.config import Settings
+from replayrec.testing import run_cli
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--set", "item_dim=16", "--set", "mlp_hidden=[16]", "--set", "max_targets=3000"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """LightGCN, a DIN over its candidates and a RankNet over that DIN, on a small synthetic world."""
+    root = tmp_path_factory.mktemp("serving")
+    d = {"state_dir": root / "state", "data_dir": root / "no-data"}
+    steps = [
+        ["data", "prepare", "--events", "8000", "--users", "400", "--items", "300"],
+        ["train", "lightgcn", "--epochs", "2", "--set", "dim=16", "--set", "batch_size=1024"],
+        ["train", "din", "--epochs", "1", "--set", "recall_k=50", *SMALL],
+        ["train", "ranknet", "--epochs", "2", "--set", "recall_k=50", "--set", "rank_k=20"],
+    ]
+    for args in steps:
+        proc = run_cli(args, **d)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return d
+
+
+@pytest.fixture(scope="module")
+def serving_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_serving_env(tmp_path_factory.mktemp("venv") / "serving", ROOT)
+
+
+def _env(dirs: dict[str, Path]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    return {**env, "REPLAYREC_STATE_DIR": str(dirs["state_dir"]), "REPLAYREC_DATA_DIR": str(dirs["data_dir"])}
+
+
+def test_training_libraries_are_absent(serving_python: Path) -> None:
+    found = missing_modules(serving_python)
+    assert set(found) == set(TRAINING_ONLY)
+    assert not any(found.values()), found
+    assert missing_modules(serving_python, ("replayrec_rank_din", "safetensors")) == {
+        "replayrec_rank_din": True,
+        "safetensors": True,
+    }
+
+
+def test_serving_env_answers_like_the_full_env(serving_python: Path, trained: dict[str, Path]) -> None:
+    code = (
+        "import json; from replayrec.application import cold_start_probe; "
+        "from replayrec.config import Settings; "
+        "out = cold_start_probe(Settings(), 'synthetic', 'ranknet@latest'); out.pop('_imported'); "
+        "print(json.dumps(out))"
+    )
+    proc = subprocess.run(
+        [str(serving_python), "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(trained),
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["training_modules_imported"] == []
+    assert len(served["items"]) == 10
+    full = cold_start_probe(Settings(**trained), "synthetic", "ranknet@latest")  # type: ignore[arg-type]
+    assert served["items"] == full["items"], "the same artifacts give the same answer without torch"
+
+
+def test_serving_env_cli_lists_plugins_and_refuses_training(
+    serving_python: Path, trained: dict[str, Path]
+) -> None:
+    cli = serving_python.parent / "replayrec"
+    listed = subprocess.run(
+        [str(cli), "plugins", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(trained),
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    ok = {p["name"] for p in json.loads(listed.stdout) if p["ok"]}
+    assert {"lightgcn", "din", "ranknet", "passthrough"} <= ok
+    train = subprocess.run(
+        [str(cli), "train", "din"],
+        capture_output=True,
+        text=True,
+        env=_env(trained),
+        timeout=120,
+        check=False,
+    )
+    assert train.returncode == 2
+    assert "replayrec-rank-din[train]" in train.stderr
