@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from replayrec.application import TRAINING_ONLY, build_serving_env, cold_start_probe, missing_modules
+from replayrec.application import TRAINING_ONLY, build_serving_env, cold_start_probe, importable_modules
 from replayrec.config import Settings
 from replayrec.testing import run_cli
 
@@ -49,10 +49,10 @@ def _env(dirs: dict[str, Path]) -> dict[str, str]:
 
 
 def test_training_libraries_are_absent(serving_python: Path) -> None:
-    found = missing_modules(serving_python)
+    found = importable_modules(serving_python)
     assert set(found) == set(TRAINING_ONLY)
     assert not any(found.values()), found
-    assert missing_modules(serving_python, ("replayrec_rank_din", "safetensors")) == {
+    assert importable_modules(serving_python, ("replayrec_rank_din", "safetensors")) == {
         "replayrec_rank_din": True,
         "safetensors": True,
     }

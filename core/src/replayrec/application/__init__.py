@@ -33,7 +33,7 @@ from replayrec.application._profile import (
     build_serving_env,
     cold_start_probe,
     dir_size_mb,
-    missing_modules,
+    importable_modules,
 )
 from replayrec.application._published import PUBLISHED
 from replayrec.application._recommend import Recommendations, recommend_for_user
@@ -80,7 +80,7 @@ __all__ = [
     "download",
     "evaluate_cascade",
     "evaluate_plugin",
-    "missing_modules",
+    "importable_modules",
     "one_core",
     "open_dataset",
     "percentiles",

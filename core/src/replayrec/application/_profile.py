@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +32,7 @@ __all__ = [
     "build_serving_env",
     "cold_start_probe",
     "dir_size_mb",
-    "missing_modules",
+    "importable_modules",
     "source_tree",
 ]
 
@@ -67,20 +69,25 @@ def dir_size_mb(path: Path) -> float:
 
 def build_serving_env(venv: Path, source: Path | None = None, timeout: float = 900) -> Path:
     """A fresh virtual environment at ``venv`` with the serving profile installed (non-editable, pinned by
-    the lock file); returns its Python."""
+    the lock file); returns its Python. The packages are built from a copy, so no ``build/`` folder is
+    left in (or reused from) the source tree."""
     src = source or source_tree()
     lock = src / "requirements" / "lock.txt"
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    cmd = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c", str(lock)]
-    cmd += [str(src / p) for p in SERVING_PACKAGES]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    skip = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", "tests")
+    with tempfile.TemporaryDirectory(prefix="replayrec-serving-src-") as tmp:
+        for p in SERVING_PACKAGES:
+            shutil.copytree(src / p, Path(tmp) / p, ignore=skip)
+        cmd = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c", str(lock)]
+        cmd += [str(Path(tmp) / p) for p in SERVING_PACKAGES]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise ReplayrecError(f"installing the serving profile failed: {proc.stderr.strip()[-2000:]}")
     return python
 
 
-def missing_modules(python: Path, names: Sequence[str] = TRAINING_ONLY) -> dict[str, bool]:
+def importable_modules(python: Path, names: Sequence[str] = TRAINING_ONLY) -> dict[str, bool]:
     """For each module name: whether ``python`` can import it."""
     code = (
         "import importlib.util, json, sys; "
@@ -183,13 +190,13 @@ def bench_serving_profile(
         "serving": {
             "env": str(venv),
             "env_mb": dir_size_mb(venv),
-            "importable": missing_modules(python),
+            "importable": importable_modules(python),
             **serving,
         },
         "full": {
             "env": sys.prefix,
             "env_mb": dir_size_mb(Path(sys.prefix)),
-            "importable": missing_modules(Path(sys.executable)),
+            "importable": importable_modules(Path(sys.executable)),
             **full,
         },
         "same_answer": serving["items"] == full["items"],
