@@ -95,7 +95,7 @@ def test_serving_env_cli_lists_plugins_and_refuses_training(
     )
     assert listed.returncode == 0, listed.stderr
     ok = {p["name"] for p in json.loads(listed.stdout) if p["ok"]}
-    assert {"lightgcn", "din", "ranknet", "passthrough"} <= ok
+    assert {"popularity", "itemcf", "lightgcn", "din", "ranknet", "passthrough"} <= ok
     train = subprocess.run(
         [str(cli), "train", "din"],
         capture_output=True,
@@ -106,3 +106,13 @@ def test_serving_env_cli_lists_plugins_and_refuses_training(
     )
     assert train.returncode == 2
     assert "replayrec-rank-din[train]" in train.stderr
+    by_alias = subprocess.run(
+        [str(cli), "evaluate", "--plugin", "lightgcn", "--model", "lightgcn@prod"],
+        capture_output=True,
+        text=True,
+        env=_env(trained),
+        timeout=300,
+        check=False,
+    )
+    assert by_alias.returncode == 2, by_alias.stderr
+    assert "needs replayrec-core[train]" in by_alias.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,12 @@ def test_report_stages_is_like_for_like(dirs) -> None:
     assert "not like for like" in refused.stderr
     assert ranker in refused.stderr
     assert new_din in refused.stderr
+    deeper = Path(dirs["state_dir"]) / "reranker-over-200"  # the same models, another candidate list
+    shutil.copytree(reranker, deeper)
+    (deeper / "upstream.json").write_text(json.dumps({**up, "recall_k": 200}))
+    other_list = run_cli([*base, "--rank-model", ranker, "--rerank-model", str(deeper)], **dirs)
+    assert other_list.returncode == 2
+    assert "top 200 recall candidates, the rank row ranks the top 50" in other_list.stderr
     missing = run_cli([*base, "--rank-model", new_din, "--no-train-missing"], **dirs)
     assert missing.returncode == 2
     assert "no trained ranknet model re-ranks" in missing.stderr

@@ -49,7 +49,7 @@ def _default_names(settings: Settings) -> tuple[str, ...]:
 
 
 def baselines_report(
-    settings: Settings, names: tuple[str, ...] = (), n_boot: int = 1000
+    settings: Settings, names: tuple[str, ...] = (), n_boot: int = 1000, progress: bool = False
 ) -> list[BaselineTable]:
     """Each dataset (default: the default one, plus KGAT when its files are present) on its protocol."""
     tables = []
@@ -57,7 +57,9 @@ def baselines_report(
         ds = open_dataset(settings, name)
         rows: dict[str, Any] = {}
         for label, plugin, config in _runs(name):
-            res = evaluate_plugin(settings, ds, plugin, config, opts=EvalOptions(n_boot=n_boot))
+            res = evaluate_plugin(
+                settings, ds, plugin, config, opts=EvalOptions(n_boot=n_boot, progress=progress)
+            )
             rows[label] = res.to_dict()
         rows.update(PUBLISHED.get(name, {}))
         protocol = DATASETS[name].protocol

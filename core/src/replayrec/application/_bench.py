@@ -160,9 +160,10 @@ def bench_recall(
     split = build_split(ds, DATASETS[ds.name].protocol)
     requests = _test_requests(split, n_requests, settings.seed)
     result: dict[str, Any] = {"dataset": ds.name, "items": ds.n_items, "k": k, "requests": len(requests)}
-    with one_core():
-        for label, name, p in ((plugin, plugin, path), (f"{baseline} (baseline)", baseline, None)):
-            stage = _recall(name, ds, split, settings.seed, p)
+    arms = ((plugin, plugin, path), (f"{baseline} (baseline)", baseline, None))
+    stages = {label: _recall(name, ds, split, settings.seed, p) for label, name, p in arms}
+    with one_core():  # after building: a stage that imports torch is limited too
+        for label, stage in stages.items():
             result[label] = percentiles(time_calls(partial(_retrieve, stage, k), requests, 1))
     return result
 
@@ -210,12 +211,12 @@ def bench_rank(
         "requests": len(work),
         "repeats": repeat,
     }
-    with one_core():
-        for label, name, p in ((plugin, plugin, path), ("passthrough (baseline)", "passthrough", None)):
-            stage = _rank(name, ds, split, settings.seed, p)
+    arms = ((plugin, plugin, path), ("passthrough (baseline)", "passthrough", None))
+    stages = {label: _rank(name, ds, split, settings.seed, p) for label, name, p in arms}
+    with one_core():  # after building: a stage that imports torch is limited too
+        for label, stage in stages.items():
             stage.warmup()
-            runs = time_calls(partial(_score, stage), work, repeat)
-            result[label] = percentiles(runs)
+            result[label] = percentiles(time_calls(partial(_score, stage), work, repeat))
     return result
 
 
@@ -262,10 +263,11 @@ def bench_cascade(
     requests = _test_requests(split, n_requests, settings.seed)
     resolver = StageResolver(settings, ds.name, StageContext(ds.catalog, split.fit, seed=settings.seed))
     result: dict[str, Any] = {"dataset": ds.name, "requests": len(requests), "repeats": repeat}
-    with one_core():
-        for label, cfg in configs:
-            cascade = Cascade.build(cfg, resolver.context_for)
+    cascades = {label: Cascade.build(cfg, resolver.context_for) for label, cfg in configs}
+    with one_core():  # after building: a stage that imports torch is limited too
+        for label, cascade in cascades.items():
             cascade.warmup()
+            cfg = cascade.config
             result[label] = {"counts": f"{cfg.recall.k} -> {cfg.rank.k} -> {cfg.rerank.k}"}
             result[label].update(_cascade_times(cascade, requests, repeat))
     return result
@@ -278,18 +280,21 @@ def bench_train(
     epochs: int | None = None,
     config: dict[str, Any] | None = None,
     repeat: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Seconds per epoch, peak memory, epochs to converge, validation and test metrics of training runs
     (tracked in a throw-away MLflow store)."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="replayrec-bench-") as tmp:
         tracking = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        request = TrainRequest(plugin, dataset, config or {}, epochs=epochs, tracking_uri=tracking)
+        request = TrainRequest(
+            plugin, dataset, config or {}, epochs=epochs, tracking_uri=tracking, progress=progress
+        )
         for _ in range(repeat):
             runs.append(train_model(settings, request))
     last = runs[-1]
     ds = open_dataset(settings, last.dataset)
-    opts = EvalOptions(protocol=last.protocol, n_boot=200)
+    opts = EvalOptions(protocol=last.protocol, n_boot=200, progress=progress)
     test = evaluate_plugin(settings, ds, plugin, model=last.artifact, opts=opts).to_dict()
     return {
         "plugin": plugin,

@@ -133,8 +133,8 @@ def evaluate_cascade(
 ) -> EvalResult:
     """Every stage fitted on the protocol's training events; the final lists evaluated (cut-offs beyond
     the final count are dropped)."""
-    t0 = time.perf_counter()
     p = _prepare(settings, ds, opts)
+    t0 = time.perf_counter()
     cascade = Cascade.build(config, p.resolver.context_for)
     depth = config.rerank.k
     opts = replace(opts, ks=tuple(k for k in opts.ks if k <= depth) or (depth,))
@@ -163,8 +163,8 @@ def evaluate_plugin(
         res = evaluate_cascade(settings, ds, config, opts, label=plugin)
         res.meta.update(meta)
         return res
-    t0 = time.perf_counter()
     p = _prepare(settings, ds, opts)
+    t0 = time.perf_counter()
     if path is not None:
         options = {**artifact_stage_config(path, ds.name, plugin), **options}
     stage = build_stage("recall", plugin, options, replace(p.context, artifact=path))

@@ -36,8 +36,15 @@ __all__ = [
     "source_tree",
 ]
 
-#: what the serving profile installs from the source tree (core's base install, the plugins' serving code)
-SERVING_PACKAGES = ("core", "plugins/recall_lightgcn", "plugins/rank_din", "plugins/rerank_ranknet")
+#: what the serving profile installs from the source tree (core's base install, every plugin's serving code:
+#: the baselines serve the built-in cascade and the cold-start fallback)
+SERVING_PACKAGES = (
+    "core",
+    "plugins/baselines",
+    "plugins/recall_lightgcn",
+    "plugins/rank_din",
+    "plugins/rerank_ranknet",
+)
 #: what the serving profile must not hold
 TRAINING_ONLY = ("torch", "lightning", "mlflow", "ray", "pytest")
 _PROBE = (

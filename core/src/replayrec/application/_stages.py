@@ -5,7 +5,7 @@ without history masking so published (unmasked) numbers compare like for like.""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class StagesRequest:
     n_boot: int = 1000
     #: also evaluate every row with consumed items allowed (``--no-mask``), beside the masked one
     unmasked: bool = True
+    progress: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,16 @@ class StagesReport:
     report: dict[str, Path] = field(default_factory=dict)
 
 
-def _model(settings: Settings, ds: Dataset, plugin: str, train: bool, config: dict[str, Any]) -> Path:
-    """``<plugin>@latest``, trained now (with ``config``) when there is none and ``train`` is set."""
+def _model(settings: Settings, ds: Dataset, plugin: str, req: StagesRequest, config: dict[str, Any]) -> Path:
+    """``<plugin>@latest``, trained now (with ``config``) when there is none and ``train_missing`` is set."""
     try:
         return resolve_model(f"{plugin}@latest", settings, ds.name, plugin)
     except ConfigError:
-        if not train:
+        if not req.train_missing:
             raise
     log.info(f"no trained {plugin} model for {ds.name}: training one")
-    return train_model(settings, TrainRequest(plugin, ds.name, config)).artifact
+    request = TrainRequest(plugin, ds.name, config, progress=req.progress)
+    return train_model(settings, request, ds).artifact
 
 
 def _same_stage(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -83,6 +85,11 @@ def _same_stage(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def _mismatch(rerank_path: Path, rank: str, rank_path: Path, rank_up: dict[str, Any]) -> str | None:
     """Why ``rerank_path`` does not re-rank exactly the rank row's model and recall (``None``: it does)."""
     up = read_upstream(rerank_path, "rerank")
+    if int(up["recall_k"]) != int(rank_up["recall_k"]):
+        return (
+            f"{rerank_path} was trained on the top {up['recall_k']} recall candidates, the rank row ranks "
+            f"the top {rank_up['recall_k']}"
+        )
     theirs = up.get("rank", {})
     if not _same_stage(theirs, {"type": rank, "model": str(rank_path)}):
         return (
@@ -110,17 +117,27 @@ def _rerank_model(
         return path
     root = artifacts_dir(settings, req.rerank, ds.name)
     for cand in sorted(root.glob("*/meta.json"), reverse=True) if root.is_dir() else []:
-        if _mismatch(cand.parent, req.rank, rank_path, rank_up) is None:
+        try:
+            why = _mismatch(cand.parent, req.rank, rank_path, rank_up)
+        except ConfigError as exc:  # an unreadable artifact is passed over, not fatal to the search
+            log.info(f"skipping {cand.parent}: {exc}")
+            continue
+        if why is None:
             return cand.parent.resolve()
     if not req.train_missing:
         raise ConfigError(
             f"not like for like: no trained {req.rerank} model re-ranks {req.rank} model {rank_path}; "
             f"train one (--train-missing) or give --rerank-model"
         )
-    upstream = {"recall": rank_up["recall"], "rank": {"type": req.rank, "model": str(rank_path)}}
+    upstream = {
+        "recall": rank_up["recall"],
+        "recall_k": rank_up["recall_k"],
+        "rank": {"type": req.rank, "model": str(rank_path)},
+    }
     log.info(f"no {req.rerank} model over {rank_path.name}: training one")
     config = {**profile.get(req.rerank, {}), **upstream}
-    return train_model(settings, TrainRequest(req.rerank, ds.name, config)).artifact
+    request = TrainRequest(req.rerank, ds.name, config, progress=req.progress)
+    return train_model(settings, request, ds).artifact
 
 
 def _lift(base: EvalResult, other: EvalResult, n_boot: int, seed: int) -> dict[str, list[float]]:
@@ -151,9 +168,9 @@ def _check_kinds(req: StagesRequest) -> None:
 def _rank_model(settings: Settings, ds: Dataset, req: StagesRequest, profile: dict[str, Any]) -> Path:
     if req.rank_model is not None:
         return resolve_model(req.rank_model, settings, ds.name, req.rank)
-    _model(settings, ds, req.recall, req.train_missing, profile.get(req.recall, {}))
+    _model(settings, ds, req.recall, req, profile.get(req.recall, {}))
     spec = {"recall": {"type": req.recall, "model": f"{req.recall}@latest"}}
-    return _model(settings, ds, req.rank, req.train_missing, {**profile.get(req.rank, {}), **spec})
+    return _model(settings, ds, req.rank, req, {**profile.get(req.rank, {}), **spec})
 
 
 def _table(rows: dict[str, dict[str, Any]], labels: dict[str, str], ds_name: str) -> dict[str, Any]:
@@ -183,7 +200,7 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
             "rerank": {"type": "passthrough", "k": depth},
         }
     )
-    base = EvalOptions(ks=(10, 20, 50, depth), n_boot=req.n_boot)
+    base = EvalOptions(ks=(10, 20, 50, depth), n_boot=req.n_boot, progress=req.progress)
     runs: dict[str, tuple[str, Any]] = {
         "popularity": (
             "popularity (recent 30d)",
@@ -212,9 +229,9 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
     results: dict[str, EvalResult] = {}
     rows: dict[str, dict[str, Any]] = {}
     for key, (label, run) in runs.items():
-        opts = base if key != "recall+rank+rerank" else EvalOptions(ks=(10, 20, 50), n_boot=req.n_boot)
+        opts = base if key != "recall+rank+rerank" else replace(base, ks=(10, 20, 50))
         results[key] = run(opts)
-        unmasked = run(EvalOptions(ks=opts.ks, n_boot=req.n_boot, mask=False)) if req.unmasked else None
+        unmasked = run(replace(opts, mask=False)) if req.unmasked else None
         rows[key] = _row(results[key], label, unmasked)
     for key, path in models.items():
         rows[key]["model"] = str(path)

@@ -17,7 +17,8 @@ __all__ = ["one_core", "percentiles", "time_calls"]
 
 @contextmanager
 def one_core() -> Iterator[None]:
-    """BLAS (and torch, when it is installed and already imported) limited to one thread."""
+    """BLAS (and torch, when a stage has imported it: build the stages before entering) limited to one
+    thread."""
     with threadpool_limits(limits=1):
         torch = sys.modules.get("torch")  # never imported here: only limited when already in use
         before = torch.get_num_threads() if torch is not None else None

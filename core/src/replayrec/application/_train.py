@@ -12,6 +12,7 @@ import yaml
 
 from replayrec.application._datasets import open_dataset
 from replayrec.config import Settings
+from replayrec.data import Dataset
 from replayrec.errors import ConfigError
 from replayrec.plugins import load_trainer
 from replayrec.training import TrainOptions, run_training, run_training_ray
@@ -104,12 +105,13 @@ class TrainResult:
         return out
 
 
-def train_model(settings: Settings, request: TrainRequest) -> TrainResult:
-    """Train ``request.plugin``; the artifact is saved under the state directory and registered."""
+def train_model(settings: Settings, request: TrainRequest, dataset: Dataset | None = None) -> TrainResult:
+    """Train ``request.plugin``; the artifact is saved under the state directory and registered.
+    ``dataset``: the already loaded dataset (default: ``request.dataset`` is opened, prepared if needed)."""
     if request.workers is not None and request.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {request.workers}")
     load_trainer(request.plugin)  # fail fast on an unknown plugin, before loading data
-    ds = open_dataset(settings, request.dataset)
+    ds = dataset if dataset is not None else open_dataset(settings, request.dataset)
     log.info(f"training {request.plugin} on {ds.name}; tracking in MLflow")
     opts = TrainOptions(
         config=dict(request.config),

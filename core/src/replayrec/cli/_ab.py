@@ -11,6 +11,7 @@ from replayrec.cli._common import (
     bootstrap_option,
     dataset_option,
     echo_json,
+    is_tty,
     json_option,
     out_option,
     protocol_option,
@@ -59,7 +60,7 @@ def compare_cmd(
     bootstrap intervals (users resampled together, so the pairing is kept)."""
     if len(arms) != 2:
         raise ConfigError(f"ab compare needs exactly two --arm files, got {len(arms)}")
-    opts = EvalOptions(protocol=protocol, split=split_name, ks=(10,), n_boot=n_boot)
+    opts = EvalOptions(protocol=protocol, split=split_name, ks=(10,), n_boot=n_boot, progress=is_tty())
     rep = compare_arms(settings_of(ctx), (arms[0], arms[1]), name, opts, out)
     if as_json:
         echo_json(rep.to_dict())

@@ -28,6 +28,7 @@ __all__ = [
     "parse_sets",
     "protocol_option",
     "repeat_option",
+    "report_files",
     "sets_option",
     "settings_of",
     "tracking_option",
@@ -86,6 +87,12 @@ def emit(result: dict[str, Any], as_json: bool, out: Path | None = None) -> None
     else:
         for k, v in result.items():
             click.echo(f"{k:>28}: {v}")
+
+
+def report_files(paths: dict[str, Path]) -> str:
+    """``<stem>.md (+ .json, .png)``: the report files that were written."""
+    others = ", ".join(f".{k}" for k in paths if k != "md")
+    return f"{paths['md']} (+ {others})" if others else str(paths["md"])
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:

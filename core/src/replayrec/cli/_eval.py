@@ -16,6 +16,7 @@ from replayrec.cli._common import (
     parse_ks,
     parse_sets,
     protocol_option,
+    report_files,
     sets_option,
     settings_of,
 )
@@ -91,7 +92,7 @@ def evaluate_cmd(
         echo_json(outcome.result)
     else:
         click.echo(outcome.table)
-        click.echo(f"{outcome.users:,} users, {outcome.seconds:.1f}s; report: {outcome.report['md']}")
+        click.echo(f"{outcome.users:,} users, {outcome.seconds:.1f}s; report: {report_files(outcome.report)}")
 
 
 @click.command("recommend")
@@ -149,11 +150,11 @@ def report() -> None:
 @click.pass_context
 def baselines_cmd(ctx: click.Context, names: tuple[str, ...], n_boot: int, as_json: bool) -> None:
     """Evaluate the baselines on each dataset's own protocol, beside the published results."""
-    tables = baselines_report(settings_of(ctx), names, n_boot)
+    tables = baselines_report(settings_of(ctx), names, n_boot, progress=is_tty())
     if as_json:
         echo_json({t.dataset: t.rows for t in tables})
         return
     for t in tables:
         click.echo(f"\n## {t.dataset} — protocol {t.protocol}, 95% bootstrap CI over users\n")
         click.echo(t.markdown)
-        click.echo(f"\nreport: {t.report['md']} (+ .json, .png)")
+        click.echo(f"\nreport: {report_files(t.report)}")

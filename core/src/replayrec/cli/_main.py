@@ -43,15 +43,20 @@ def cli(ctx: click.Context, data_dir: Path | None, state_dir: Path | None, verbo
     ctx.ensure_object(dict)["settings"] = Settings(**overrides)  # type: ignore[arg-type]
 
 
+class _ToStderr(logging.Handler):
+    """Writes each record as a plain line to the current ``sys.stderr`` (looked up at every record, so a
+    redirected or captured stderr is honoured)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
 def _progress_to_stderr() -> None:
     """The operations' progress messages (logger ``replayrec.application``) as plain lines on stderr, so
     ``--json`` output on stdout stays clean."""
     log = logging.getLogger("replayrec.application")
-    if not any(getattr(h, "_replayrec_cli", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._replayrec_cli = True  # type: ignore[attr-defined]
-        log.addHandler(handler)
+    if not any(isinstance(h, _ToStderr) for h in log.handlers):
+        log.addHandler(_ToStderr())
     log.setLevel(logging.INFO)
     log.propagate = False
 

@@ -30,6 +30,7 @@ from replayrec.promotion import (
     run_step,
 )
 from replayrec.registry import ModelRegistry, tracking_uri
+from replayrec.training import convert_legacy_weights
 
 __all__ = ["pipeline", "promote_cmd", "registry", "rollback_cmd"]
 
@@ -210,6 +211,15 @@ def register_cmd(ctx: click.Context, artifact: Path, tracking: str | None) -> No
     """Register an artifact directory (e.g. trained elsewhere) as a new version."""
     v = ModelRegistry(tracking_uri(settings_of(ctx), tracking)).register(artifact)
     click.echo(f"registered {artifact} as {v.plugin} v{v.version}")
+
+
+@registry.command("upgrade")
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
+def upgrade_cmd(artifacts: tuple[Path, ...]) -> None:
+    """Give artifacts from before core 0.5 (``model.pt``) the ``model.safetensors`` serving reads (needs
+    torch: the training install)."""
+    for artifact in artifacts:
+        click.echo(f"{artifact}: {convert_legacy_weights(artifact)}")
 
 
 @registry.command("audit")

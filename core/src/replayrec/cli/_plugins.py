@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from replayrec.cli._common import echo_json
+from replayrec.cli._common import echo_json, json_option
 from replayrec.plugins import list_plugins
 from replayrec.scaffold import new_plugin
 
@@ -19,7 +19,7 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def list_cmd(as_json: bool) -> None:
     """Every installed stage plugin, by stage kind, with its package, version and status."""
     infos = list_plugins()

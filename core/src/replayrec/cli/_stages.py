@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from replayrec.application import StagesRequest, stages_report
-from replayrec.cli._common import bootstrap_option, dataset_option, echo_json, json_option, settings_of
+from replayrec.cli._common import (
+    bootstrap_option,
+    dataset_option,
+    echo_json,
+    is_tty,
+    json_option,
+    report_files,
+    settings_of,
+)
 
 __all__ = ["stages_cmd"]
 
@@ -64,7 +72,17 @@ def stages_cmd(
     list — every row on the same upstream models — with bootstrap CIs, each model stage's paired lift over
     the stage before it, and each row again without history masking."""
     req = StagesRequest(
-        name, recall, rank, rank_model, rerank, rerank_model, train_missing, train_config, n_boot, unmasked
+        dataset=name,
+        recall=recall,
+        rank=rank,
+        rank_model=rank_model,
+        rerank=rerank,
+        rerank_model=rerank_model,
+        train_missing=train_missing,
+        train_profile=train_config,
+        n_boot=n_boot,
+        unmasked=unmasked,
+        progress=is_tty(),
     )
     rep = stages_report(settings_of(ctx), req)
     if as_json:
@@ -84,4 +102,4 @@ def stages_cmd(
         click.echo(
             "'consumed not masked' rows: already-consumed items may be recommended (the published protocol)"
         )
-    click.echo(f"report: {rep.report['md']} (+ .json, .png)")
+    click.echo(f"report: {report_files(rep.report)}")

@@ -96,4 +96,5 @@ def bench_train_cmd(
     out: Path | None,
 ) -> None:
     """Seconds per epoch, peak memory, epochs to converge, validation and test metrics of a training run."""
-    emit(bench_train(settings_of(ctx), plugin, name, epochs, parse_sets(sets), repeat), as_json, out)
+    result = bench_train(settings_of(ctx), plugin, name, epochs, parse_sets(sets), repeat, progress=is_tty())
+    emit(result, as_json, out)

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 KINDS: Mapping[str, type[Stage]] = {"recall": Recall, "rank": Rank, "rerank": Rerank}
 TRAINER_GROUP = "replayrec.trainers"
+#: what a plugin's ``[train]`` extra brings: a trainer failing to import one of these needs that extra
+TRAINING_LIBRARIES = frozenset({"torch", "lightning", "mlflow", "ray"})
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,10 @@ def load_trainer(name: str) -> Callable[..., Any]:
         raise PluginError(f"unknown trainer {name!r}; available: {names}")
     try:
         obj = eps[name].load()
-    except ModuleNotFoundError as exc:  # a serving install: the plugin's [train] extra is not installed
-        dist = eps[name].dist
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAINING_LIBRARIES:
+            raise PluginError(f"trainer {name!r} is broken: ModuleNotFoundError: {exc}") from exc
+        dist = eps[name].dist  # a serving install: the plugin's [train] extra is not installed
         extra = f"pip install '{dist.metadata['Name']}[train]'" if dist is not None else "its [train] extra"
         raise PluginError(
             f"trainer {name!r} needs its training dependencies ({exc.name} is missing): {extra}"

@@ -49,7 +49,7 @@ def train_step(
         tracking_uri=ctx.tracking_uri,
         accelerator=accelerator,
     )
-    out = train_model(ctx.settings, request)
+    out = train_model(ctx.settings, request, ctx.dataset)
     version = ctx.registry.get(ctx.plugin, out.model_version)
     val = ", ".join(f"{k} {v:.4f}" for k, v in out.val.items() if k in ("ndcg@10", "hr@10", "ndcg@20"))
     check = Check(

@@ -148,7 +148,13 @@ class ModelRegistry:
     """replayrec's view of an MLflow registry (any tracking URI: sqlite, ``http://`` server, PostgreSQL)."""
 
     def __init__(self, tracking_uri: str) -> None:
-        import mlflow
+        try:
+            import mlflow
+        except ImportError:  # a serving install: reference models by artifact directory or <plugin>@latest
+            raise ConfigError(
+                "the MLflow registry needs replayrec-core[train] (mlflow is not installed); without it, "
+                "name models by artifact directory or <plugin>@latest"
+            ) from None
 
         self.tracking_uri = tracking_uri
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
