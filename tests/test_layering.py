@@ -36,6 +36,13 @@ def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
     return [node.module or ""] if node.level == 0 else []
 
 
+def _targets(node: ast.Import | ast.ImportFrom) -> list[str]:
+    """What an import brings in, dotted: ``from scipy import stats`` → ``scipy.stats``."""
+    if isinstance(node, ast.ImportFrom) and node.level == 0:
+        return [f"{node.module}.{a.name}" for a in node.names]
+    return _imported(node)
+
+
 def _function_level(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
     found = []
     for fn in ast.walk(tree):
@@ -54,8 +61,8 @@ def test_no_function_level_imports_but_the_heavy_libraries() -> None:
     offending = []
     for module, tree in _modules():
         for node in _function_level(tree):
-            for name in _imported(node):
-                if name.split(".")[0] not in HEAVY:
+            for name in _targets(node):
+                if not any(name == h or name.startswith(f"{h}.") for h in HEAVY):
                     offending.append(f"{module}:{node.lineno} imports {name} inside a function")
     assert offending == []
     assert {"torch", "lightning", "mlflow", "ray", "pyspark"} <= HEAVY

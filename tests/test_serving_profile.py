@@ -81,38 +81,26 @@ def test_serving_env_answers_like_the_full_env(serving_python: Path, trained: di
     assert served["items"] == full["items"], "the same artifacts give the same answer without torch"
 
 
+def _serving_cli(python: Path, dirs: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
+    """The serving environment's own ``replayrec`` command."""
+    cli = python.parent / "replayrec"
+    return subprocess.run(
+        [str(cli), *args], capture_output=True, text=True, env=_env(dirs), timeout=300, check=False
+    )
+
+
 def test_serving_env_cli_lists_plugins_and_refuses_training(
     serving_python: Path, trained: dict[str, Path]
 ) -> None:
-    cli = serving_python.parent / "replayrec"
-    listed = subprocess.run(
-        [str(cli), "plugins", "list", "--json"],
-        capture_output=True,
-        text=True,
-        env=_env(trained),
-        timeout=120,
-        check=False,
-    )
+    listed = _serving_cli(serving_python, trained, "plugins", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     ok = {p["name"] for p in json.loads(listed.stdout) if p["ok"]}
     assert {"popularity", "itemcf", "lightgcn", "din", "ranknet", "passthrough"} <= ok
-    train = subprocess.run(
-        [str(cli), "train", "din"],
-        capture_output=True,
-        text=True,
-        env=_env(trained),
-        timeout=120,
-        check=False,
-    )
+    train = _serving_cli(serving_python, trained, "train", "din")
     assert train.returncode == 2
     assert "replayrec-rank-din[train]" in train.stderr
-    by_alias = subprocess.run(
-        [str(cli), "evaluate", "--plugin", "lightgcn", "--model", "lightgcn@prod"],
-        capture_output=True,
-        text=True,
-        env=_env(trained),
-        timeout=300,
-        check=False,
+    by_alias = _serving_cli(
+        serving_python, trained, "evaluate", "--plugin", "lightgcn", "--model", "lightgcn@prod"
     )
     assert by_alias.returncode == 2, by_alias.stderr
     assert "needs replayrec-core[train]" in by_alias.stderr

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from replayrec.cascade import Cascade, CascadeConfig, trained_cascade
@@ -111,6 +110,8 @@ def _traffic(ctx: PipelineContext) -> tuple[list[Request], list[Any]]:
 def _checks(
     ctx: PipelineContext, canary: dict[str, Any], prod: dict[str, Any] | None, arms: Any
 ) -> list[Check]:
+    from scipy import stats  # 0.6 s to import: only when a canary is judged
+
     g = ctx.gates.canary
     k = g.k
     checks = [
