@@ -26,6 +26,17 @@ class Settings(BaseSettings):
         description="prepared datasets, reports, model artifacts",
     )
     seed: int = 20261126
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers (host:port, comma-separated): the embedded broker or a cluster",
+    )
+    bus_namespace: str = Field(
+        default="replayrec",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="prefix of the topic names and Redis keys (one system per namespace)",
+    )
+    event_partitions: int = Field(default=8, ge=1, le=1024, description="partitions of the events topic")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for the replay clock")
 
     @property
     def datasets_dir(self) -> Path:

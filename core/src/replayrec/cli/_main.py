@@ -11,6 +11,7 @@ import click
 from replayrec import __version__
 from replayrec.cli._ab import ab
 from replayrec.cli._bench import bench
+from replayrec.cli._bus import bench_bus_cmd, bus, replay
 from replayrec.cli._data import data
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._pipeline import pipeline, promote_cmd, registry, rollback_cmd
@@ -31,15 +32,27 @@ __all__ = ["cli", "main"]
 @click.option(
     "--state-dir", type=click.Path(path_type=Path), help="prepared data, reports [env REPLAYREC_STATE_DIR]"
 )
+@click.option(
+    "--bootstrap-servers", metavar="HOST:PORT[,…]", help="Kafka brokers [env REPLAYREC_BOOTSTRAP_SERVERS]"
+)
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, state_dir: Path | None, verbose: bool) -> None:
-    """replayrec: a real-time streaming recommender — offline tools."""
+def cli(
+    ctx: click.Context,
+    data_dir: Path | None,
+    state_dir: Path | None,
+    bootstrap_servers: str | None,
+    verbose: bool,
+) -> None:
+    """replayrec: a real-time streaming recommender — data, models, the event bus and its replay."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     _progress_to_stderr()
-    overrides = {k: v for k, v in {"data_dir": data_dir, "state_dir": state_dir}.items() if v is not None}
+    # kafka-python logs every refused connection at ERROR; the bus reports outages itself
+    logging.getLogger("kafka").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    given = {"data_dir": data_dir, "state_dir": state_dir, "bootstrap_servers": bootstrap_servers}
+    overrides = {k: v for k, v in given.items() if v is not None}
     ctx.ensure_object(dict)["settings"] = Settings(**overrides)  # type: ignore[arg-type]
 
 
@@ -75,6 +88,9 @@ cli.add_command(registry)
 cli.add_command(promote_cmd)
 cli.add_command(rollback_cmd)
 cli.add_command(ab)
+cli.add_command(bus)
+cli.add_command(replay)
+bench.add_command(bench_bus_cmd)
 
 
 def main() -> None:

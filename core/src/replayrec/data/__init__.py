@@ -8,9 +8,11 @@ from replayrec.data._interactions import Catalog, Interactions, UserSequences
 from replayrec.data._prepare import prepare, training_mask, write_prepared
 from replayrec.data._registry import DATASETS, DataFile, DatasetSpec, get_spec, md5_of, verify_files
 from replayrec.data._synthetic import SyntheticWorld, WorldConfig, generate_world
+from replayrec.data._times import DAY, spread_within_days
 
 __all__ = [
     "DATASETS",
+    "DAY",
     "Catalog",
     "DataFile",
     "Dataset",
@@ -36,6 +38,7 @@ __all__ = [
     "prepared_path",
     "read_ratings_csv",
     "read_reviews_json",
+    "spread_within_days",
     "training_mask",
     "verify_files",
     "write_prepared",

@@ -1,0 +1,368 @@
+"""Bus operations: the embedded broker's lifecycle, the replay controller (foreground or detached) and the
+commands that steer it, live ingest, the bus benchmark."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from replayrec.application._datasets import open_dataset
+from replayrec.bus import (
+    BrokerHandle,
+    BusConfig,
+    BusMetrics,
+    EventPublisher,
+    EventReader,
+    IngestResult,
+    RedisStateStore,
+    ReplayController,
+    ReplayNotRunningError,
+    ReplayState,
+    broker_reachable,
+    broker_status,
+    build_schedule,
+    clock_now,
+    ensure_topics,
+    format_time,
+    parse_speed,
+    parse_when,
+    read_state,
+    send_command,
+    start_broker,
+    stop_broker,
+)
+from replayrec.config import Settings
+from replayrec.errors import ConfigError, ReplayrecError
+from replayrec.runtime import free_port, pid_alive, read_pid, spawn, stop_process
+
+__all__ = [
+    "ReplayRequest",
+    "bench_bus",
+    "bus_start",
+    "bus_status",
+    "bus_stop",
+    "ingest_events",
+    "replay_command",
+    "replay_start_detached",
+    "replay_status",
+    "replay_stop",
+    "run_replay",
+    "settings_env",
+]
+
+log = logging.getLogger("replayrec.application")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``REPLAYREC_*`` variables, for the processes we start."""
+    return {
+        "REPLAYREC_STATE_DIR": str(settings.state_dir),
+        "REPLAYREC_DATA_DIR": str(settings.data_dir),
+        "REPLAYREC_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "REPLAYREC_BUS_NAMESPACE": settings.bus_namespace,
+        "REPLAYREC_EVENT_PARTITIONS": str(settings.event_partitions),
+        "REPLAYREC_REDIS_URL": settings.redis_url,
+        "REPLAYREC_SEED": str(settings.seed),
+    }
+
+
+# -- broker ------------------------------------------------------------------------------------------
+def bus_start(settings: Settings) -> BrokerHandle:
+    """Start the embedded broker (detached: it runs until ``bus_stop``) and create the topics."""
+    handle = start_broker(settings)
+    log.info(f"broker running on {handle.address} (pid {handle.pid}, log {handle.log})")
+    return handle
+
+
+def bus_stop(settings: Settings) -> int | None:
+    return stop_broker(settings)
+
+
+def bus_status(settings: Settings) -> dict[str, Any]:
+    return broker_status(settings)
+
+
+# -- replay ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReplayRequest:
+    dataset: str | None = None
+    start: str | None = None  # --from
+    until: str | None = None
+    speed: str = "86400"
+    metrics_port: int | None = 9465
+    chunk: int = 5000
+    resume: bool = True
+
+
+def _replay_dir(settings: Settings) -> Path:
+    return settings.state_dir / "replay"
+
+
+def _check_request(req: ReplayRequest) -> float:
+    try:
+        speed = parse_speed(req.speed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if req.chunk < 1:
+        raise ConfigError("chunk must be >= 1")
+    return speed
+
+
+def _metrics_server(metrics: BusMetrics, port: int | None) -> Any:
+    if port is None:
+        return None
+    try:
+        server, _thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    except OSError as exc:
+        log.warning(f"replay metrics not served: 127.0.0.1:{port} ({exc.strerror})")
+        return None
+    log.info(f"replay metrics on http://127.0.0.1:{port}/metrics")
+    return server
+
+
+def run_replay(
+    settings: Settings,
+    req: ReplayRequest,
+    stop: threading.Event | None = None,
+    on_state: Callable[[ReplayState], None] | None = None,
+) -> ReplayState:
+    """Replay ``req.dataset`` in the foreground until it is done or ``stop`` is set."""
+    speed = _check_request(req)
+    folder = _replay_dir(settings)
+    pid_file = folder / "controller.pid"
+    other = read_pid(pid_file, expect="replay")
+    if other is not None and other != os.getpid():
+        raise ReplayrecError(f"a replay controller is already running (pid {other}); replayrec replay stop")
+    cfg = BusConfig.from_settings(settings)
+    if not broker_reachable(cfg):
+        raise ReplayrecError(f"no Kafka broker at {cfg.bootstrap_servers} (start one: replayrec bus start)")
+    ds = open_dataset(settings, req.dataset)
+    schedule = build_schedule(ds, cfg.event_partitions, parse_when(req.start), parse_when(req.until))
+    ensure_topics(cfg)
+    metrics = BusMetrics()
+    store = RedisStateStore(settings.redis_url, cfg.namespace)
+    controller = ReplayController(
+        cfg, schedule, speed, state_path=folder / "state.json", store=store, metrics=metrics,
+        chunk=req.chunk, resume=req.resume,
+    )  # fmt: skip
+    if stop is not None:
+        controller.stop_requested = stop
+    folder.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    server = _metrics_server(metrics, req.metrics_port)
+    log.info(
+        f"replaying {len(schedule):,} events of {schedule.dataset} at speed {req.speed} "
+        f"({controller.already:,} already on the log)"
+    )
+    try:
+        return controller.run(on_state)
+    finally:
+        store.close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        pid_file.unlink(missing_ok=True)
+
+
+def replay_start_detached(settings: Settings, req: ReplayRequest, timeout_s: float = 120.0) -> int:
+    """Start the controller as a background process (``replay start`` without ``--detach``), return its pid
+    once it publishes its first state."""
+    _check_request(req)
+    folder = _replay_dir(settings)
+    if (other := read_pid(folder / "controller.pid", expect="replay")) is not None:
+        raise ReplayrecError(f"a replay controller is already running (pid {other}); replayrec replay stop")
+    argv = [
+        sys.executable,
+        "-m",
+        "replayrec",
+        "replay",
+        "start",
+        "--speed",
+        req.speed,
+        "--chunk",
+        str(req.chunk),
+    ]
+    for flag, value in (("--dataset", req.dataset), ("--from", req.start), ("--until", req.until)):
+        if value is not None:
+            argv += [flag, value]
+    argv += ["--metrics-port", str(req.metrics_port)] if req.metrics_port is not None else ["--no-metrics"]
+    if not req.resume:
+        argv.append("--fresh")
+    state_file = folder / "state.json"
+    before = state_file.stat().st_mtime if state_file.is_file() else 0.0
+    proc = spawn(argv, folder / "controller.log", env=settings_env(settings))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (folder / "controller.log").read_text(errors="replace").strip().splitlines()[-3:]
+            raise ReplayrecError(f"the replay controller exited ({proc.returncode}): {' | '.join(tail)}")
+        if state_file.is_file() and state_file.stat().st_mtime > before:
+            return proc.pid
+        time.sleep(0.05)
+    stop_process(proc.pid)
+    raise ReplayrecError(f"the replay controller did not start within {timeout_s:.0f} s")
+
+
+def replay_command(settings: Settings, command: str, value: str | None = None) -> ReplayState:
+    """``pause`` / ``resume`` / ``seek DATE`` / ``speed S`` / ``stop``, acknowledged by the controller."""
+    arg: Any = None
+    try:
+        if command == "seek":
+            arg = parse_when(value)
+            if arg is None:
+                raise ConfigError("seek needs a date (YYYY-MM-DD, ISO 8601 or Unix seconds)")
+        elif command == "speed":
+            s = parse_speed(value or "")
+            arg = "max" if s == float("inf") else s
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not replay_status(settings)["running"]:
+        raise ReplayNotRunningError(
+            f"no replay controller is running in namespace {settings.bus_namespace} "
+            "(start one: replayrec replay start --detach)"
+        )
+    return send_command(BusConfig.from_settings(settings), command, arg)
+
+
+def replay_stop(settings: Settings, timeout_s: float = 15.0) -> ReplayState | None:
+    """Stop the running controller (the ``stop`` command; SIGTERM to a local one that does not answer)."""
+    pid = read_pid(_replay_dir(settings) / "controller.pid", expect="replay")
+    try:
+        state = send_command(BusConfig.from_settings(settings), "stop", timeout_s=5.0)
+    except (ReplayNotRunningError, ReplayrecError):
+        state = None
+    if pid is not None:
+        deadline = time.monotonic() + timeout_s
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(pid):
+            stop_process(pid)
+    return state
+
+
+def replay_status(settings: Settings) -> dict[str, Any]:
+    """The controller's last published state, where it was read from, and the clock now."""
+    cfg = BusConfig.from_settings(settings)
+    store = RedisStateStore(settings.redis_url, cfg.namespace)
+    try:
+        state, source = read_state(cfg, store, _replay_dir(settings) / "state.json")
+    finally:
+        store.close()
+    pid = read_pid(_replay_dir(settings) / "controller.pid", expect="replay")
+    if state is None:
+        return {"running": False, "source": source, "state": None}
+    now = clock_now(state)
+    alive = pid is not None or (
+        state.status not in ("finished", "stopped") and time.time() - state.updated_at < 5
+    )
+    return {
+        "running": bool(alive),
+        "pid": pid,
+        "source": source,
+        "clock": now,
+        "clock_iso": format_time(now),
+        "state": state.model_dump(mode="json"),
+    }
+
+
+# -- live ingest -------------------------------------------------------------------------------------
+def ingest_events(settings: Settings, payloads: list[Any]) -> IngestResult:
+    """Validate and produce shop events (``source: live``); refused ones go to the dead-letter topic."""
+    publisher = EventPublisher(BusConfig.from_settings(settings))
+    try:
+        return publisher.ingest(payloads)
+    finally:
+        publisher.close()
+
+
+# -- benchmark ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _a_broker(settings: Settings) -> Iterator[Settings]:
+    """The configured broker when it answers; otherwise an embedded one on a free port, stopped after."""
+    cfg = BusConfig.from_settings(settings)
+    if broker_reachable(cfg):
+        yield settings
+        return
+    port = free_port()
+    temp = settings.model_copy(update={"bootstrap_servers": f"127.0.0.1:{port}"})
+    temp = temp.model_copy(update={"state_dir": settings.state_dir / "bench-bus"})
+    log.info(f"no broker at {cfg.bootstrap_servers}; starting one on 127.0.0.1:{port} for the benchmark")
+    with start_broker(temp):
+        yield temp
+
+
+@contextlib.contextmanager
+def _pinned_to_one_core() -> Iterator[int | None]:
+    """This process (and the producer's I/O thread) on one CPU; the broker keeps the others."""
+    try:
+        before = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        yield None
+        return
+    core = min(before)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def bench_bus(
+    settings: Settings, name: str | None, repeat: int = 3, limit: int | None = None
+) -> dict[str, Any]:
+    """Replay every event of the dataset at max speed through the real controller (one core), then read
+    them back with the bus reader (decoded and validated); medians over ``repeat`` runs, each on fresh
+    topics."""
+    ds = open_dataset(settings, name)
+    runs: list[dict[str, float]] = []
+    embedded = not broker_reachable(BusConfig.from_settings(settings))
+    with _a_broker(settings) as s:
+        for r in range(repeat):
+            ns = f"bench-{os.getpid()}-{r}"
+            cfg = BusConfig(s.bootstrap_servers, ns, s.event_partitions)
+            ensure_topics(cfg)
+            schedule = build_schedule(ds, cfg.event_partitions)
+            if limit is not None:
+                schedule = schedule.head(limit)
+            with _pinned_to_one_core():
+                ctl = ReplayController(
+                    cfg, schedule, float("inf"), state_path=s.state_dir / "bench" / f"{ns}.json"
+                )
+                t0 = time.perf_counter()
+                state = ctl.run()
+                produce_s = time.perf_counter() - t0
+                reader = EventReader(cfg)
+                t0 = time.perf_counter()
+                n = reader.count({}, reader.end_offsets())
+                consume_s = time.perf_counter() - t0
+                reader.close()
+            if state.published != len(schedule) or n != len(schedule):
+                raise ReplayrecError(
+                    f"benchmark run {r}: produced {state.published}, read {n}, expected {len(schedule)}"
+                )
+            runs.append({"produced_per_s": len(schedule) / produce_s, "consumed_per_s": n / consume_s})
+            log.info(
+                f"run {r + 1}/{repeat}: {runs[-1]['produced_per_s']:,.0f} produced/s, "
+                f"{runs[-1]['consumed_per_s']:,.0f} consumed/s"
+            )
+    return {
+        "dataset": ds.name,
+        "events": len(schedule),
+        "repeat": repeat,
+        "produced_per_s": round(statistics.median(r["produced_per_s"] for r in runs)),
+        "consumed_per_s": round(statistics.median(r["consumed_per_s"] for r in runs)),
+        "runs": [{k: round(v) for k, v in r.items()} for r in runs],
+        "producer": "kafka-python, idempotent, acks=all, one core",
+        "broker": "embedded Tansu 0.6 (memory storage)" if embedded else settings.bootstrap_servers,
+    }

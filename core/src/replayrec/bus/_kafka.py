@@ -1,0 +1,286 @@
+"""Kafka clients (kafka-python) configured once: topics, producers, readers, high watermarks.
+
+Works with the embedded Tansu broker and with any real Kafka cluster. Two broker quirks shape this module
+(``../shared/ENVIRONMENT.md``): ``ListOffsets(LATEST)`` can under-report, so the end of a partition is the
+*fetch high watermark*; and a consumer-group join waits for a rebalance, so readers ``assign`` partitions and
+seek instead of joining a group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+
+from replayrec.config import Settings
+from replayrec.errors import ReplayrecError
+
+__all__ = [
+    "BusConfig",
+    "BusUnavailableError",
+    "Message",
+    "broker_reachable",
+    "ensure_topics",
+    "high_watermarks",
+    "make_producer",
+    "make_reader",
+    "partition_of",
+    "read_range",
+    "topic_summary",
+]
+
+log = logging.getLogger("replayrec.bus")
+
+
+class BusUnavailableError(ReplayrecError):
+    """The Kafka broker cannot be reached (or did not answer in time)."""
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """Where the bus is and what its topics are called."""
+
+    bootstrap_servers: str
+    namespace: str = "replayrec"
+    event_partitions: int = 8
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BusConfig:
+        return cls(settings.bootstrap_servers, settings.bus_namespace, settings.event_partitions)
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.namespace}.events.dlq"
+
+    @property
+    def control_topic(self) -> str:
+        return f"{self.namespace}.replay.control"
+
+    def topics(self) -> dict[str, int]:
+        """Topic name → partitions: events are keyed (and partitioned) by user, so one user's events stay in
+        order; dead letters and replay control are single-partition logs."""
+        return {self.events_topic: self.event_partitions, self.dead_letter_topic: 1, self.control_topic: 1}
+
+    @property
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record read from a topic (still bytes: :mod:`replayrec.bus` decodes it for consumers)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    timestamp_ms: int
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key bytes), so any Kafka client agrees with us."""
+    return int((murmur2(key.encode()) & 0x7FFFFFFF) % partitions)
+
+
+def broker_reachable(cfg: BusConfig, timeout: float = 1.0) -> bool:
+    """A TCP connection to the first bootstrap server succeeds (cheap; no Kafka handshake)."""
+    for server in cfg.servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _admin(cfg: BusConfig, timeout_s: float) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=cfg.servers,
+            client_id="replayrec-admin",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+    except KafkaError as exc:
+        raise BusUnavailableError(f"no Kafka broker at {cfg.bootstrap_servers} ({exc})") from None
+
+
+def ensure_topics(cfg: BusConfig, timeout_s: float = 10.0) -> list[str]:
+    """Create the project's topics that do not exist yet; returns the names created."""
+    admin = _admin(cfg, timeout_s)
+    try:
+        existing = set(admin.list_topics())
+        wanted = cfg.topics()
+        missing = [NewTopic(n, p, 1) for n, p in wanted.items() if n not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently by another process
+                admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))
+        return [t.name for t in missing]
+    except KafkaError as exc:
+        raise BusUnavailableError(f"could not create topics on {cfg.bootstrap_servers}: {exc}") from None
+    finally:
+        admin.close()
+
+
+def make_producer(cfg: BusConfig, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer (acks=all, retries unbounded): a batch retried after a broker hiccup is
+    neither duplicated nor reordered within its partition."""
+    conf: dict[str, Any] = {
+        "bootstrap_servers": cfg.servers,
+        "client_id": "replayrec-producer",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 512 * 1024,
+        "max_request_size": 2 * 1024 * 1024,
+        "max_in_flight_requests_per_connection": 1,
+        "retry_backoff_ms": 200,
+        "reconnect_backoff_ms": 100,
+        "reconnect_backoff_max_ms": 5000,
+        "delivery_timeout_ms": 600_000,
+        "request_timeout_ms": 10_000,
+    }
+    conf.update(overrides)
+    try:
+        return KafkaProducer(**conf)
+    except KafkaError as exc:
+        raise BusUnavailableError(f"no Kafka broker at {cfg.bootstrap_servers} ({exc})") from None
+
+
+def make_reader(cfg: BusConfig, **overrides: Any) -> KafkaConsumer:
+    """A group-less consumer (``assign`` + ``seek``): no rebalance wait, nothing committed."""
+    conf: dict[str, Any] = {
+        "bootstrap_servers": cfg.servers,
+        "client_id": "replayrec-reader",
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "fetch_max_bytes": 32 * 1024 * 1024,
+        "fetch_max_wait_ms": 100,
+        "request_timeout_ms": 10_000,
+    }
+    conf.update(overrides)
+    try:
+        return KafkaConsumer(**conf)
+    except KafkaError as exc:
+        raise BusUnavailableError(f"no Kafka broker at {cfg.bootstrap_servers} ({exc})") from None
+
+
+def _partitions(consumer: KafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return [TopicPartition(topic, p) for p in sorted(parts)]
+        if time.monotonic() > deadline:
+            raise BusUnavailableError(
+                f"topic {topic!r} does not exist (run: replayrec bus start, or bus topics)"
+            )
+        time.sleep(0.1)
+
+
+def high_watermarks(consumer: KafkaConsumer, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """Partition → high watermark (the next offset to be written), from fetch responses: the broker's
+    ListOffsets answer can be too low. Leaves the consumer assigned to the topic at the high watermarks."""
+    tps = _partitions(consumer, topic, timeout_s)
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, 2**62)  # out of range: the fetch answers with the watermark and no records
+    deadline = time.monotonic() + timeout_s
+    marks: dict[int, int] = {}
+    while len(marks) < len(tps):
+        consumer.poll(timeout_ms=100, max_records=1)
+        for tp in tps:
+            hw = consumer.highwater(tp)
+            if hw is not None:
+                marks[tp.partition] = int(hw)
+        if time.monotonic() > deadline:
+            raise BusUnavailableError(f"no high watermark for {topic} within {timeout_s:.0f} s")
+    for tp in tps:
+        consumer.seek(tp, marks[tp.partition])
+    return marks
+
+
+def read_range(
+    consumer: KafkaConsumer,
+    topic: str,
+    start: dict[int, int],
+    end: dict[int, int],
+    timeout_s: float = 60.0,
+    max_records: int = 10_000,
+) -> Iterator[list[Message]]:
+    """Records of ``topic`` with ``start[p] <= offset < end[p]`` per partition, in batches (each batch in
+    partition order). Stops when every partition reached its end; :class:`BusUnavailableError` after
+    ``timeout_s`` without progress."""
+    todo = {p: (start.get(p, 0), e) for p, e in end.items() if e > start.get(p, 0)}
+    if not todo:
+        return
+    tps = {p: TopicPartition(topic, p) for p in todo}
+    consumer.assign(list(tps.values()))
+    for p, (s, _) in todo.items():
+        consumer.seek(tps[p], s)
+    last_progress = time.monotonic()
+    while todo:
+        polled = consumer.poll(timeout_ms=200, max_records=max_records)
+        if polled:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > timeout_s:
+            raise BusUnavailableError(f"reading {topic}: no progress for {timeout_s:.0f} s (left: {todo})")
+        batch: list[Message] = []
+        for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
+            if tp.partition not in todo:
+                continue
+            stop = todo[tp.partition][1]
+            for r in records:
+                if r.offset >= stop:
+                    break
+                batch.append(
+                    Message(
+                        tp.topic,
+                        tp.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        dict(r.headers or []),
+                        r.timestamp,
+                    )
+                )
+            if consumer.position(tp) >= stop:
+                del todo[tp.partition]
+                consumer.pause(tp)
+        if batch:
+            yield batch
+
+
+def topic_summary(cfg: BusConfig, timeout_s: float = 5.0) -> dict[str, dict[str, Any]]:
+    """Each project topic that exists: partitions and messages (sum of the high watermarks)."""
+    consumer = make_reader(cfg, request_timeout_ms=int(timeout_s * 1000) + 1000)
+    try:
+        existing = consumer.topics()
+        out: dict[str, dict[str, Any]] = {}
+        for name in cfg.topics():
+            if name not in existing:
+                continue
+            marks = high_watermarks(consumer, name, timeout_s)
+            out[name] = {"partitions": len(marks), "messages": sum(marks.values())}
+        return out
+    except KafkaError as exc:
+        raise BusUnavailableError(f"broker at {cfg.bootstrap_servers}: {exc}") from None
+    finally:
+        consumer.close()

@@ -1,0 +1,26 @@
+"""Processes the project starts and stops itself (the broker, the replay controller, later the streaming job
+and the service): detached start with a pid file, a stop that ends the whole process group, port checks."""
+
+from replayrec.runtime._process import (
+    ProcessInfo,
+    free_port,
+    pid_alive,
+    port_open,
+    read_pid,
+    spawn,
+    stop_process,
+    wait_for_port,
+    write_json_atomic,
+)
+
+__all__ = [
+    "ProcessInfo",
+    "free_port",
+    "pid_alive",
+    "port_open",
+    "read_pid",
+    "spawn",
+    "stop_process",
+    "wait_for_port",
+    "write_json_atomic",
+]
