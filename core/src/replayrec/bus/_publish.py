@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,7 +20,14 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
-from replayrec.bus._kafka import BusConfig, BusUnavailableError, Message, make_producer, partition_of
+from replayrec.bus._kafka import (
+    BusConfig,
+    BusUnavailableError,
+    Message,
+    abandon_producer,
+    make_producer,
+    partition_of,
+)
 from replayrec.bus._metrics import BusMetrics
 from replayrec.bus._schema import Event, InvalidEventError, decode_event, encode_event
 
@@ -219,4 +227,7 @@ class EventPublisher:
             ) from None
 
     def close(self, timeout_s: float = 10.0) -> None:
-        self._producer.close(timeout=timeout_s)
+        """Deliver what is pending (up to ``timeout_s``), then close; undelivered events are dropped."""
+        with contextlib.suppress(KafkaError):
+            self._producer.flush(timeout=timeout_s)
+        abandon_producer(self._producer)

@@ -31,6 +31,8 @@ from replayrec.bus._clock import RedisStateStore, ReplayClock, ReplayState, form
 from replayrec.bus._kafka import (
     BusConfig,
     BusUnavailableError,
+    abandon_producer,
+    broker_reachable,
     ensure_topics,
     high_watermarks,
     make_producer,
@@ -52,6 +54,8 @@ COMMANDS = ("pause", "resume", "seek", "speed", "stop")
 CHUNK = 5000
 #: consecutive refusals of one chunk before the controller gives up
 MAX_RECOVERIES = 20
+#: how long a broker that still accepts connections may take to acknowledge a chunk
+SLOW_BROKER_S = 30.0
 
 
 def last_replayed(
@@ -155,6 +159,7 @@ class ReplayController:
         self.stop_requested = threading.Event()
         self._last_state = 0.0
         self._on_state: Callable[[ReplayState], None] | None = None
+        self._outage_since: float | None = None
         saved = self._load_state() if resume else None
         self._mark_logged(saved)
         start_clock = self._start_clock(saved)
@@ -169,7 +174,11 @@ class ReplayController:
             saved: dict[str, Any] = json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return None
-        return saved if saved.get("dataset") == self.s.dataset else None
+        same = (saved.get("dataset"), saved.get("range_from"), saved.get("range_until")) == (
+            self.s.dataset, self.s.range_from, self.s.range_until,
+        )  # fmt: skip
+        # a finished replay, or one of another range, says nothing about this one
+        return saved if same and saved.get("status") != "finished" else None
 
     def _mark_logged(self, saved: dict[str, Any] | None) -> None:
         self._mark_from_log()
@@ -244,18 +253,27 @@ class ReplayController:
         return max(0.0, min(0.05, (nxt - now) / self.clock.speed))
 
     def _send(self, lo: int, hi: int) -> None:
-        """Produce the unsent events of ``[lo, hi)`` and wait until the broker has them all. Events the
-        broker refused (e.g. a restarted broker that forgot this producer) are looked up on the log and the
-        missing ones sent again by a new producer."""
+        """Produce the unsent events of ``[lo, hi)`` and wait until the broker has them all.
+
+        After a broker outage or refused events nothing the old producer still held is trusted: it is
+        abandoned, a new one is made once the broker answers, and the log says, per partition, what arrived
+        (a prefix: one ordered producer per partition); the rest is sent again in order."""
         s = self.s
         parts = s.partitions
         for attempt in range(MAX_RECOVERIES + 1):
             todo = np.flatnonzero(~self.sent[lo:hi]) + lo
             if not todo.size:
                 return
-            pub = self.publisher  # a new one after a recovery
-            futures = [pub.send_encoded(s.users[i], s.encode(i), (), int(parts[i])) for i in todo.tolist()]
-            self._await()
+            send = self.publisher.send_encoded  # a new publisher after a recovery
+            rows = todo.tolist()
+            users = s.users
+            futures = [
+                send(users[i], value, (), p)
+                for i, value, p in zip(rows, s.encode_many(rows), parts[todo].tolist(), strict=True)
+            ]
+            if not self._await():
+                self._recover()
+                continue
             ok = np.fromiter((not f.failed() for f in futures), dtype=bool, count=len(futures))
             self.sent[todo[ok]] = True
             self.published += int(ok.sum())
@@ -270,10 +288,34 @@ class ReplayController:
             self._recover()
         raise BusUnavailableError(f"the broker kept refusing events after {MAX_RECOVERIES} attempts")
 
+    def _await(self) -> bool:
+        """True once the broker has taken everything produced. False after an outage (the broker stopped
+        accepting connections): the outage is reported (state, metric, log) and the producer abandoned
+        with whatever it still held. A broker that answers but is slow is waited for."""
+        slow_s = 0.0
+        while True:
+            try:
+                self.publisher.producer.flush(timeout=2.0)
+                return True
+            except KafkaTimeoutError:
+                if self.stop_requested.is_set():
+                    raise _InterruptedError from None
+                if broker_reachable(self.cfg) and slow_s < SLOW_BROKER_S:
+                    slow_s += 2.0
+                    continue
+            self.outages += 1
+            self.metrics.outages.inc()
+            self._outage_since = time.monotonic()
+            log.warning("broker %s is not taking events; retrying", self.cfg.bootstrap_servers)
+            self.status = "broker-unavailable"
+            self._publish_state(force=True, to_log=False)
+            abandon_producer(self.publisher.producer)  # drops what it still holds
+            return False
+
     def _recover(self) -> None:
-        """A fresh producer (a new producer id) once the broker answers; the log decides what is sent."""
-        with contextlib.suppress(KafkaError):
-            self.publisher.producer.close(timeout=1.0)
+        """A fresh producer once the broker answers again (topics re-created if a restarted broker lost
+        them); then the log decides what was sent."""
+        abandon_producer(self.publisher.producer)
         delay = 0.2
         while True:
             if self.stop_requested.is_set():
@@ -283,44 +325,25 @@ class ReplayController:
                 self.publisher = EventPublisher(self.cfg, self.metrics, make_producer(self.cfg))
                 break
             except BusUnavailableError:
+                self._publish_state(to_log=False)
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
         before = int(self.sent.sum())
         self._mark_from_log()
-        if int(self.sent.sum()) > before:
-            log.info("%d refused events were on the log after all", int(self.sent.sum()) - before)
+        found = int(self.sent.sum()) - before
+        self.published += found
+        self.metrics.record_produced(found, "replay")
+        if self._outage_since is not None:
+            log.warning(
+                "broker is back after %.1f s; %d events of the interrupted chunk were on the log",
+                time.monotonic() - self._outage_since, found,
+            )  # fmt: skip
+            self._outage_since = None
+        self.status = "running"
 
     def _mark_from_log(self) -> None:
         for part, last in last_replayed(self.cfg, self.s.dataset).items():
             self.sent |= (self.s.partitions == part) & (self.s.seq <= last)
-
-    def _await(self) -> None:
-        """Flush, riding out a broker outage: the idempotent producer retries in order; meanwhile the
-        outage is reported (state, metric, log) and the topics are re-created when a restarted broker
-        lost them."""
-        outage_since: float | None = None
-        last_topics = 0.0
-        while True:
-            try:
-                self.publisher.producer.flush(timeout=2.0)
-                break
-            except KafkaTimeoutError:
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                    self.outages += 1
-                    self.metrics.outages.inc()
-                    log.warning("broker %s is not taking events; retrying", self.cfg.bootstrap_servers)
-                self.status = "broker-unavailable"
-                self._publish_state(force=True, to_log=False)
-                if time.monotonic() - last_topics > 2.0:
-                    last_topics = time.monotonic()
-                    with contextlib.suppress(BusUnavailableError):
-                        ensure_topics(self.cfg, timeout_s=2.0)
-                if self.stop_requested.is_set():
-                    raise _InterruptedError from None
-        if outage_since is not None:
-            log.warning("broker is back after %.1f s", time.monotonic() - outage_since)
-            self.status = "running"
 
     def _apply(self, cmd: dict[str, Any]) -> None:
         name, value, cid = cmd.get("command"), cmd.get("value"), str(cmd.get("id", ""))
@@ -425,7 +448,7 @@ class ReplayController:
         except KafkaError:
             pass
         finally:
-            self.publisher.producer.close(timeout=2.0)
+            abandon_producer(self.publisher.producer)
             self.control.close()
 
 

@@ -3,9 +3,12 @@ replay clock, its deterministic id and its partition, in the dataset's global or
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +71,34 @@ class Schedule:
 
     def event_id(self, i: int) -> str:
         return f"{self.dataset}:{int(self.seq[i])}"
+
+    @cached_property
+    def _quoted(self) -> tuple[list[str], list[str]]:
+        """Users and items as JSON string literals (escaped once per distinct id)."""
+        qu = {u: json.dumps(u) for u in set(self.users)}
+        qi = {i: json.dumps(i) for i in set(self.items)}
+        return [qu[u] for u in self.users], [qi[i] for i in self.items]
+
+    def encode_many(self, idx: Sequence[int]) -> list[bytes]:
+        """Canonical bytes of the events ``idx``: the bytes of :meth:`encode`, built in bulk (times formatted
+        by numpy, ids escaped once) — the replay controller's hot loop."""
+        if not len(idx):
+            return []
+        sel = np.asarray(idx, dtype=np.int64)
+        ms = np.round(self.times[sel] * 1000).astype(np.int64).astype("datetime64[ms]")
+        stamps = np.datetime_as_string(ms, unit="ms").tolist()
+        users, items = self._quoted
+        prefix = json.dumps(f"{self.dataset}:")[:-1]
+        acts, rates = self.actions, self.ratings
+        out = []
+        for i, seq, t in zip(sel.tolist(), self.seq[sel].tolist(), stamps, strict=True):
+            r = rates[i]
+            out.append(
+                f'{{"schema_version":1,"event_id":{prefix}{seq}","user":{users[i]},"item":{items[i]},'
+                f'"action":"{acts[i]}","rating":{"null" if r is None else repr(r)},'
+                f'"event_time":"{t}Z","source":"replay"}}'.encode()
+            )
+        return out
 
     def encode(self, i: int) -> bytes:
         """Canonical bytes of event ``i`` (equal to ``encode_event`` of the same :class:`Event`)."""

@@ -4,6 +4,7 @@ and the service): detached start with a pid file, a stop that ends the whole pro
 from replayrec.runtime._process import (
     ProcessInfo,
     free_port,
+    free_ports,
     pid_alive,
     port_open,
     read_pid,
@@ -16,6 +17,7 @@ from replayrec.runtime._process import (
 __all__ = [
     "ProcessInfo",
     "free_port",
+    "free_ports",
     "pid_alive",
     "port_open",
     "read_pid",

@@ -19,6 +19,7 @@ from replayrec.errors import ReplayrecError
 __all__ = [
     "ProcessInfo",
     "free_port",
+    "free_ports",
     "pid_alive",
     "port_open",
     "read_pid",
@@ -143,10 +144,21 @@ def _reap(pid: int) -> None:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now (the OS's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1, host)[0]
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct free TCP ports (all held open while choosing, so none is handed out twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
