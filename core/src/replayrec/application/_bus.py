@@ -29,12 +29,15 @@ from replayrec.bus import (
     ReplayController,
     ReplayNotRunningError,
     ReplayState,
+    Schedule,
     broker_reachable,
     broker_status,
     build_schedule,
     clock_now,
+    delete_topics,
     ensure_topics,
     format_time,
+    make_producer,
     parse_speed,
     parse_when,
     read_state,
@@ -80,9 +83,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 # -- broker ------------------------------------------------------------------------------------------
 def bus_start(settings: Settings) -> BrokerHandle:
     """Start the embedded broker (detached: it runs until ``bus_stop``) and create the topics."""
-    handle = start_broker(settings)
-    log.info(f"broker running on {handle.address} (pid {handle.pid}, log {handle.log})")
-    return handle
+    return start_broker(settings)
 
 
 def bus_stop(settings: Settings) -> int | None:
@@ -318,51 +319,82 @@ def _pinned_to_one_core() -> Iterator[int | None]:
         os.sched_setaffinity(0, before)
 
 
+def _raw_rate(cfg: BusConfig, schedule: Schedule) -> float:
+    """The client's ceiling: the same encoded events through a bare kafka-python producer (same settings),
+    send + flush, no controller."""
+    values = schedule.encode_many(range(len(schedule)))
+    keys = [u.encode() for u in schedule.users]
+    parts = schedule.partitions.tolist()
+    producer = make_producer(cfg)
+    send, topic = producer.send, cfg.events_topic
+    t0 = time.perf_counter()
+    for k, v, p in zip(keys, values, parts, strict=True):
+        send(topic, value=v, key=k, partition=p)
+    producer.flush()
+    elapsed = time.perf_counter() - t0
+    producer.close()
+    return len(values) / elapsed
+
+
 def bench_bus(
     settings: Settings, name: str | None, repeat: int = 3, limit: int | None = None
 ) -> dict[str, Any]:
     """Replay every event of the dataset at max speed through the real controller (one core), then read
-    them back with the bus reader (decoded and validated); medians over ``repeat`` runs, each on fresh
-    topics."""
+    them back with the bus reader (decoded and validated); beside it, the same events through a bare
+    producer. Medians over ``repeat`` runs, each on fresh topics (deleted after)."""
     ds = open_dataset(settings, name)
     runs: list[dict[str, float]] = []
     embedded = not broker_reachable(BusConfig.from_settings(settings))
     with _a_broker(settings) as s:
+        schedule = build_schedule(ds, s.event_partitions)
+        if limit is not None:
+            schedule = schedule.head(limit)
         for r in range(repeat):
-            ns = f"bench-{os.getpid()}-{r}"
-            cfg = BusConfig(s.bootstrap_servers, ns, s.event_partitions)
+            cfg = BusConfig(s.bootstrap_servers, f"bench-{os.getpid()}-{r}", s.event_partitions)
+            raw = BusConfig(s.bootstrap_servers, f"bench-raw-{os.getpid()}-{r}", s.event_partitions)
             ensure_topics(cfg)
-            schedule = build_schedule(ds, cfg.event_partitions)
-            if limit is not None:
-                schedule = schedule.head(limit)
-            with _pinned_to_one_core():
-                ctl = ReplayController(
-                    cfg, schedule, float("inf"), state_path=s.state_dir / "bench" / f"{ns}.json"
-                )
-                t0 = time.perf_counter()
-                state = ctl.run()
-                produce_s = time.perf_counter() - t0
-                reader = EventReader(cfg)
-                t0 = time.perf_counter()
-                n = reader.count({}, reader.end_offsets())
-                consume_s = time.perf_counter() - t0
-                reader.close()
-            if state.published != len(schedule) or n != len(schedule):
-                raise ReplayrecError(
-                    f"benchmark run {r}: produced {state.published}, read {n}, expected {len(schedule)}"
-                )
-            runs.append({"produced_per_s": len(schedule) / produce_s, "consumed_per_s": n / consume_s})
+            ensure_topics(raw)
+            try:
+                runs.append(_bench_run(s, cfg, raw, schedule))
+            finally:
+                delete_topics(cfg)
+                delete_topics(raw)
             log.info(
                 f"run {r + 1}/{repeat}: {runs[-1]['produced_per_s']:,.0f} produced/s, "
-                f"{runs[-1]['consumed_per_s']:,.0f} consumed/s"
+                f"{runs[-1]['consumed_per_s']:,.0f} consumed/s; bare producer "
+                f"{runs[-1]['bare_producer_per_s']:,.0f}/s"
             )
+    med = {k: round(statistics.median(r[k] for r in runs)) for k in runs[0]}
     return {
         "dataset": ds.name,
         "events": len(schedule),
         "repeat": repeat,
-        "produced_per_s": round(statistics.median(r["produced_per_s"] for r in runs)),
-        "consumed_per_s": round(statistics.median(r["consumed_per_s"] for r in runs)),
+        **med,
         "runs": [{k: round(v) for k, v in r.items()} for r in runs],
-        "producer": "kafka-python, idempotent, acks=all, one core",
+        "producer": "kafka-python 3.0, idempotent, acks=all, one core",
+        "baseline": "bare_producer_per_s: the same encoded events, a bare producer, no controller",
         "broker": "embedded Tansu 0.6 (memory storage)" if embedded else settings.bootstrap_servers,
+    }
+
+
+def _bench_run(s: Settings, cfg: BusConfig, raw: BusConfig, schedule: Schedule) -> dict[str, float]:
+    with _pinned_to_one_core():
+        ctl = ReplayController(
+            cfg, schedule, float("inf"), state_path=s.state_dir / "bench" / f"{cfg.namespace}.json"
+        )
+        t0 = time.perf_counter()
+        state = ctl.run()
+        produce_s = time.perf_counter() - t0
+        reader = EventReader(cfg)
+        t0 = time.perf_counter()
+        n = reader.count({}, reader.end_offsets())
+        consume_s = time.perf_counter() - t0
+        reader.close()
+        bare = _raw_rate(raw, schedule)
+    if state.published != len(schedule) or n != len(schedule):
+        raise ReplayrecError(f"benchmark: produced {state.published}, read {n}, expected {len(schedule)}")
+    return {
+        "produced_per_s": len(schedule) / produce_s,
+        "consumed_per_s": n / consume_s,
+        "bare_producer_per_s": bare,
     }

@@ -30,6 +30,7 @@ __all__ = [
     "Message",
     "abandon_producer",
     "broker_reachable",
+    "delete_topics",
     "ensure_topics",
     "high_watermarks",
     "make_producer",
@@ -134,6 +135,20 @@ def ensure_topics(cfg: BusConfig, timeout_s: float = 10.0) -> list[str]:
         return [t.name for t in missing]
     except KafkaError as exc:
         raise BusUnavailableError(f"could not create topics on {cfg.bootstrap_servers}: {exc}") from None
+    finally:
+        admin.close()
+
+
+def delete_topics(cfg: BusConfig, timeout_s: float = 10.0) -> list[str]:
+    """Delete the project's topics of ``cfg``'s namespace that exist (the benchmark's clean-up)."""
+    admin = _admin(cfg, timeout_s)
+    try:
+        present = [n for n in cfg.topics() if n in set(admin.list_topics())]
+        if present:
+            admin.delete_topics(present, timeout_ms=int(timeout_s * 1000))
+        return present
+    except KafkaError as exc:
+        raise BusUnavailableError(f"could not delete topics on {cfg.bootstrap_servers}: {exc}") from None
     finally:
         admin.close()
 
