@@ -35,10 +35,12 @@ from replayrec.bus import (
     partition_of,
     read_dead_letters,
     read_events,
+    replayed_seqs,
     send_command,
     start_broker,
 )
 from replayrec.config import Settings
+from replayrec.errors import ConfigError, ReplayrecError
 from replayrec.runtime import free_port, pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.realdata]
@@ -67,7 +69,7 @@ def broker_settings(real_settings: Settings, books) -> Iterator[Settings]:  # ty
 def bus(broker_settings: Settings) -> Iterator[Settings]:
     """Settings with a namespace (topics, Redis keys, replay state) of this test's own."""
     ns = f"t{uuid.uuid4().hex[:10]}"
-    s = broker_settings.model_copy(update={"bus_namespace": ns, "event_partitions": 4})
+    s = broker_settings.model_copy(update={"bus_namespace": ns})  # the default 8 partitions
     s = s.model_copy(update={"state_dir": broker_settings.state_dir / ns})
     (s.state_dir).mkdir(parents=True)
     os.symlink(broker_settings.state_dir / "datasets", s.state_dir / "datasets")
@@ -153,19 +155,25 @@ def test_pause_resume_seek_and_speed(bus: Settings, books) -> None:  # type: ign
     resumed = send_command(cfg, "resume")
     assert resumed.status == "running"
     _wait(lambda: ctl.published > at_pause, 10, "publishing after resume")
+    again = send_command(cfg, "resume")  # resuming a running replay does not rewind its clock
+    assert again.clock >= resumed.clock
 
+    assert send_command(cfg, "pause").status == "paused"  # seeks while paused: nothing races them
     jump = parse_when("2014-06-14")
     assert jump is not None
     before_seek = ctl.cursor
     sought = send_command(cfg, "seek", jump)
     skipped_range = sched.seq[before_seek : int(np.searchsorted(sched.times, jump))]
-    assert sought.skipped > 0
-    assert sought.clock >= jump
+    assert sought.skipped == len(skipped_range) > 0
+    assert sought.clock == jump
     back = send_command(cfg, "seek", parse_when("2014-06-02"))  # backwards: the clock only
     assert back.clock < jump
-    assert back.position >= sought.position
+    assert back.position == sought.position  # the cursor never moves back
+    with pytest.raises(ReplayrecError, match="refused speed"):
+        send_command(cfg, "speed", 0)
     faster = send_command(cfg, "speed", "max")
     assert faster.speed == "max"
+    assert send_command(cfg, "resume").status == "running"
     thread.join(timeout=60)
     assert not thread.is_alive()
     assert ctl.status == "finished"
@@ -274,11 +282,11 @@ def test_foreign_garbage_on_the_topic_is_skipped_and_dead_lettered(bus: Settings
 
 
 def test_broker_outage_mid_replay(books, tmp_path: Path, real_settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    """Memory storage: the restarted broker starts empty, so the log holds what came after the outage —
-    the tail of every partition, complete, in order, nothing twice."""
+    """Memory storage: the restarted broker starts empty (a new events topic); the controller notices, and
+    sends the replay again from its start, so the new log holds every event once, in order."""
     s = real_settings.model_copy(
         update={"bootstrap_servers": f"127.0.0.1:{free_port()}", "state_dir": tmp_path,
-                "bus_namespace": f"o{uuid.uuid4().hex[:8]}", "event_partitions": 4}
+                "bus_namespace": f"o{uuid.uuid4().hex[:8]}"}
     )  # fmt: skip
     os.symlink(real_settings.state_dir / "datasets", tmp_path / "datasets")
     sched = _schedule(s, books)
@@ -298,17 +306,43 @@ def test_broker_outage_mid_replay(books, tmp_path: Path, real_settings: Settings
         thread.join(timeout=90)
         assert not thread.is_alive()
         assert ctl.status == "finished"
-        logged = _logged(s)
-        expected = _per_partition(sched)
-        for part, seqs in logged.items():
-            assert seqs == expected[part][len(expected[part]) - len(seqs) :]  # a complete tail, in order
-        assert 0 < sum(map(len, logged.values())) < len(sched)
+        assert _logged(s) == _per_partition(sched)  # the whole replay on the new log, once, in order
         assert ctl.metrics.outages._value.get() == 1
     finally:
         ctl.stop_requested.set()
         thread.join(timeout=30)
         broker.stop()
         RedisStateStore(s.redis_url, s.bus_namespace).clear()
+
+
+def test_progress_is_found_behind_live_events_and_readers_are_reusable(bus: Settings, books) -> None:  # type: ignore[no-untyped-def]
+    cfg = BusConfig.from_settings(bus)
+    sched = _schedule(bus, books, "2014-06-01", "2014-06-03")
+    assert _controller(bus, sched, "max").run().published == len(sched)
+    publisher = EventPublisher(cfg)
+    live = [{"user": "u1", "item": "i", "action": "view", "event_time": "2014-06-04T00:00:00Z"}] * 40
+    assert len(publisher.ingest(live).accepted) == 40
+    forged = publisher.ingest([{**live[0], "event_id": f"{books.name}:999999", "source": "replay"}])
+    assert [r.message for r in forged.rejected] == ["source: live ingest takes source 'live' only"]
+    publisher.close()
+    # the replayed events lie behind more than one window of live events on u1's partition
+    assert replayed_seqs(cfg, books.name, int(sched.seq[0]), window=5) == set(sched.seq.tolist())
+    reader = EventReader(cfg)
+    first = reader.end_offsets()
+    assert len(reader.read({}, first)) == len(sched) + 40
+    more = EventPublisher(cfg)
+    more.ingest(live[:3])
+    more.close()
+    second = reader.end_offsets()  # the same reader again: a fresh high watermark, and it reads on
+    assert sum(second.values()) == sum(first.values()) + 3
+    assert len(reader.read(first, second)) == 3
+    reader.close()
+
+
+def test_partition_count_mismatch_is_refused(bus: Settings) -> None:
+    wrong = BusConfig(bus.bootstrap_servers, bus.bus_namespace, 3)
+    with pytest.raises(ConfigError, match="has 8 partitions, the settings say 3"):
+        ensure_topics(wrong)
 
 
 def test_replay_metrics_are_served(bus: Settings, books) -> None:  # type: ignore[no-untyped-def]

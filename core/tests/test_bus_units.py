@@ -30,7 +30,7 @@ from replayrec.bus import (
 )
 from replayrec.bus._publish import DEAD_LETTER_MAX_BYTES, dead_letter_of
 from replayrec.data import DAY, spread_within_days
-from replayrec.errors import ConfigError, DataError
+from replayrec.errors import ConfigError, DataError, ReplayrecError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -155,6 +155,50 @@ def test_parse_speed_and_when() -> None:
     assert parse_when(None) is None
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         parse_when("02/01/2014")
+    for bad in ("nan", "inf", "-inf"):
+        with pytest.raises(ConfigError, match="finite"):
+            parse_when(bad)
+
+
+def test_partitioner_is_kafkas() -> None:
+    """murmur2 as the Java client computes it (the test vectors of Kafka's own UtilsTest), so every Kafka
+    client puts a user on the same partition as we do."""
+    from kafka.partitioner.default import murmur2
+
+    vectors = {
+        "21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
+        "a-little-bit-longer-string": -1486304829, "abc": 479470107,
+        "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    }  # fmt: skip
+    for key, java in vectors.items():
+        signed = murmur2(key.encode())
+        signed = signed - 2**32 if signed >= 2**31 else signed
+        assert signed == java
+        assert partition_of(key, 8) == (java & 0x7FFFFFFF) % 8
+
+
+def test_pid_lock_admits_one_owner(tmp_path: Path) -> None:
+    from replayrec.runtime import PidLock
+
+    path = tmp_path / "x.pid"
+    with PidLock(path, "the thing"):
+        assert path.read_text().strip().isdigit()
+        with pytest.raises(ReplayrecError, match="the thing is already running"), PidLock(path, "the thing"):
+            pass
+    assert not path.exists()
+    with PidLock(path, "the thing"):
+        pass
+
+
+def test_produced_rate_is_computed_when_read() -> None:
+    from replayrec.bus import BusMetrics
+
+    m = BusMetrics()
+    assert m.produced_per_second() == 0.0
+    m.record_produced(100, "replay")
+    m.record_produced(100, "replay")
+    assert m.produced_per_second() > 0
+    assert m.produced.labels("replay")._value.get() == 200
 
 
 def test_clock_runs_pauses_seeks_and_changes_speed() -> None:
@@ -173,6 +217,11 @@ def test_clock_runs_pauses_seeks_and_changes_speed() -> None:
     assert clock.now() == 1130.0
     clock.set(500.0)
     assert clock.now() == 500.0
+    clock.resume()  # resuming a running clock changes nothing
+    assert clock.now() == 500.0
+    wall[0] += 1
+    clock.resume()
+    assert clock.now() == 600.0
     maxed = ReplayClock(0.0, math.inf, wall=lambda: wall[0])
     wall[0] += 10
     assert maxed.now() == 0.0
@@ -182,9 +231,13 @@ def test_clock_runs_pauses_seeks_and_changes_speed() -> None:
 
 
 def test_published_state_extrapolates_only_while_running() -> None:
-    st = ReplayState(dataset="d", status="running", clock=1000.0, speed=60.0, updated_at=10.0)
+    st = ReplayState(
+        dataset="d", status="running", clock=1000.0, speed=60.0, updated_at=10.0, clock_running=True
+    )
     assert clock_now(st, wall=12.0) == 1120.0
-    assert clock_now(st.model_copy(update={"status": "paused"}), wall=12.0) == 1000.0
+    waiting = st.model_copy(update={"status": "waiting"})  # the clock runs while nothing is due
+    assert clock_now(waiting, wall=12.0) == 1120.0
+    assert clock_now(st.model_copy(update={"status": "paused", "clock_running": False}), wall=12.0) == 1000.0
     assert clock_now(st.model_copy(update={"speed": "max"}), wall=12.0) == 1000.0
 
 

@@ -47,7 +47,7 @@ from replayrec.bus import (
 )
 from replayrec.config import Settings
 from replayrec.errors import ConfigError, ReplayrecError
-from replayrec.runtime import free_port, pid_alive, read_pid, spawn, stop_process
+from replayrec.runtime import PidLock, free_port, pid_alive, read_pid, spawn, stop_process
 
 __all__ = [
     "ReplayRequest",
@@ -117,6 +117,8 @@ def _check_request(req: ReplayRequest) -> float:
         raise ConfigError(str(exc)) from None
     if req.chunk < 1:
         raise ConfigError("chunk must be >= 1")
+    if req.metrics_port is not None and not 0 < req.metrics_port < 65536:
+        raise ConfigError(f"metrics port {req.metrics_port}: must be 1–65535")
     return speed
 
 
@@ -141,10 +143,18 @@ def run_replay(
     """Replay ``req.dataset`` in the foreground until it is done or ``stop`` is set."""
     speed = _check_request(req)
     folder = _replay_dir(settings)
-    pid_file = folder / "controller.pid"
-    other = read_pid(pid_file, expect="replay")
-    if other is not None and other != os.getpid():
-        raise ReplayrecError(f"a replay controller is already running (pid {other}); replayrec replay stop")
+    with PidLock(folder / "controller.pid", "a replay controller (replayrec replay stop)"):
+        return _replay_locked(settings, req, speed, stop, on_state)
+
+
+def _replay_locked(
+    settings: Settings,
+    req: ReplayRequest,
+    speed: float,
+    stop: threading.Event | None,
+    on_state: Callable[[ReplayState], None] | None,
+) -> ReplayState:
+    folder = _replay_dir(settings)
     cfg = BusConfig.from_settings(settings)
     if not broker_reachable(cfg):
         raise ReplayrecError(f"no Kafka broker at {cfg.bootstrap_servers} (start one: replayrec bus start)")
@@ -159,8 +169,6 @@ def run_replay(
     )  # fmt: skip
     if stop is not None:
         controller.stop_requested = stop
-    folder.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{os.getpid()}\n")
     server = _metrics_server(metrics, req.metrics_port)
     log.info(
         f"replaying {len(schedule):,} events of {schedule.dataset} at speed {req.speed} "
@@ -173,7 +181,6 @@ def run_replay(
         if server is not None:
             server.shutdown()
             server.server_close()
-        pid_file.unlink(missing_ok=True)
 
 
 def replay_start_detached(settings: Settings, req: ReplayRequest, timeout_s: float = 120.0) -> int:
@@ -181,7 +188,7 @@ def replay_start_detached(settings: Settings, req: ReplayRequest, timeout_s: flo
     once it publishes its first state."""
     _check_request(req)
     folder = _replay_dir(settings)
-    if (other := read_pid(folder / "controller.pid", expect="replay")) is not None:
+    if (other := read_pid(folder / "controller.pid", expect="replay start")) is not None:
         raise ReplayrecError(f"a replay controller is already running (pid {other}); replayrec replay stop")
     argv = [
         sys.executable,
@@ -238,7 +245,7 @@ def replay_command(settings: Settings, command: str, value: str | None = None) -
 
 def replay_stop(settings: Settings, timeout_s: float = 15.0) -> ReplayState | None:
     """Stop the running controller (the ``stop`` command; SIGTERM to a local one that does not answer)."""
-    pid = read_pid(_replay_dir(settings) / "controller.pid", expect="replay")
+    pid = read_pid(_replay_dir(settings) / "controller.pid", expect="replay start")
     try:
         state = send_command(BusConfig.from_settings(settings), "stop", timeout_s=5.0)
     except (ReplayNotRunningError, ReplayrecError):
@@ -260,7 +267,7 @@ def replay_status(settings: Settings) -> dict[str, Any]:
         state, source = read_state(cfg, store, _replay_dir(settings) / "state.json")
     finally:
         store.close()
-    pid = read_pid(_replay_dir(settings) / "controller.pid", expect="replay")
+    pid = read_pid(_replay_dir(settings) / "controller.pid", expect="replay start")
     if state is None:
         return {"running": False, "source": source, "state": None}
     now = clock_now(state)
@@ -342,6 +349,8 @@ def bench_bus(
     """Replay every event of the dataset at max speed through the real controller (one core), then read
     them back with the bus reader (decoded and validated); beside it, the same events through a bare
     producer. Medians over ``repeat`` runs, each on fresh topics (deleted after)."""
+    if repeat < 1:
+        raise ConfigError("--repeat must be >= 1")
     ds = open_dataset(settings, name)
     runs: list[dict[str, float]] = []
     embedded = not broker_reachable(BusConfig.from_settings(settings))

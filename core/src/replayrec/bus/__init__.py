@@ -40,7 +40,7 @@ from replayrec.bus._kafka import (
 from replayrec.bus._metrics import BusMetrics
 from replayrec.bus._publish import DEAD_LETTER_MAX_BYTES, DeadLetter, EventPublisher, IngestResult, Rejection
 from replayrec.bus._read import ConsumedEvent, EventReader, read_dead_letters, read_events
-from replayrec.bus._replay import COMMANDS, ReplayController, last_replayed
+from replayrec.bus._replay import COMMANDS, ReplayController, replayed_seqs
 from replayrec.bus._schedule import ACTION_OF, Schedule, build_schedule, parse_when
 from replayrec.bus._schema import (
     ACTIONS,
@@ -95,7 +95,6 @@ __all__ = [
     "format_speed",
     "format_time",
     "high_watermarks",
-    "last_replayed",
     "local_address",
     "make_producer",
     "make_reader",
@@ -106,6 +105,7 @@ __all__ = [
     "read_events",
     "read_range",
     "read_state",
+    "replayed_seqs",
     "run_foreground",
     "send_command",
     "start_broker",

@@ -19,11 +19,15 @@ from typing import Any, Literal
 import redis
 from pydantic import BaseModel, ConfigDict
 
+from replayrec.errors import ConfigError
+
 __all__ = ["RedisStateStore", "ReplayClock", "ReplayState", "clock_now", "format_speed", "parse_speed"]
 
 log = logging.getLogger("replayrec.bus")
 
-Status = Literal["starting", "running", "paused", "waiting", "broker-unavailable", "finished", "stopped"]
+Status = Literal[
+    "starting", "running", "paused", "waiting", "broker-unavailable", "finished", "stopped", "failed"
+]
 
 
 def parse_speed(text: str | float) -> float:
@@ -75,6 +79,8 @@ class ReplayClock:
         self.paused = True
 
     def resume(self) -> None:
+        if not self.paused:
+            return  # resuming a running clock must not rewind it
         self._wall0 = self._wall()
         self.paused = False
 
@@ -93,6 +99,7 @@ class ReplayState(BaseModel):
     clock: float  # simulated Unix seconds at updated_at
     speed: float | Literal["max"]
     updated_at: float  # wall Unix seconds
+    clock_running: bool = False  # the clock advances at ``speed`` (not paused, not ended)
     position: int = 0  # events of the range handled (published, skipped or already on the log)
     published: int = 0  # events this controller produced
     skipped: int = 0  # events jumped over by forward seeks
@@ -114,7 +121,7 @@ class ReplayState(BaseModel):
 
 def clock_now(state: ReplayState, wall: float | None = None) -> float:
     """The simulated time now according to ``state`` (extrapolated at its speed while it runs)."""
-    if state.status != "running" or state.speed == "max":
+    if not state.clock_running or state.speed == "max":
         return state.clock
     return state.clock + ((time.time() if wall is None else wall) - state.updated_at) * float(state.speed)
 
@@ -125,7 +132,10 @@ class RedisStateStore:
 
     def __init__(self, url: str, namespace: str) -> None:
         self.key = f"{namespace}:replay:state"
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        except ValueError as exc:
+            raise ConfigError(f"REPLAYREC_REDIS_URL {url!r}: {exc}") from None
         self._warned = False
 
     def publish(self, state: ReplayState) -> bool:

@@ -54,8 +54,8 @@ def send_command(cfg: BusConfig, command: str, value: object = None, timeout_s: 
                             raise ReplayrecError(f"replay controller refused {command}: {state.error}")
                         return state
         raise ReplayNotRunningError(
-            f"no replay controller acknowledged {command!r} within {timeout_s:.0f} s "
-            "(is one running? replayrec replay status)"
+            f"no replay controller acknowledged {command!r} within {timeout_s:.0f} s: it is either not "
+            "running or busy (a slow broker); a busy one applies it later (replayrec replay status)"
         )
     except KafkaError as exc:
         raise BusUnavailableError(f"broker at {cfg.bootstrap_servers}: {exc}") from None

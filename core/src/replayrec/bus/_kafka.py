@@ -22,7 +22,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from replayrec.config import Settings
-from replayrec.errors import ReplayrecError
+from replayrec.errors import ConfigError, ReplayrecError
 
 __all__ = [
     "BusConfig",
@@ -37,6 +37,7 @@ __all__ = [
     "make_reader",
     "partition_of",
     "read_range",
+    "topic_id",
     "topic_summary",
 ]
 
@@ -111,7 +112,16 @@ def broker_reachable(cfg: BusConfig, timeout: float = 1.0) -> bool:
     return False
 
 
+def _require_broker(cfg: BusConfig) -> None:
+    """Fail at once when nothing listens (a kafka-python client would spend its bootstrap timeout)."""
+    if not broker_reachable(cfg):
+        raise BusUnavailableError(
+            f"no Kafka broker at {cfg.bootstrap_servers} (start one: replayrec bus start --detach)"
+        )
+
+
 def _admin(cfg: BusConfig, timeout_s: float) -> KafkaAdminClient:
+    _require_broker(cfg)
     try:
         return KafkaAdminClient(
             bootstrap_servers=cfg.servers,
@@ -128,6 +138,15 @@ def ensure_topics(cfg: BusConfig, timeout_s: float = 10.0) -> list[str]:
     try:
         existing = set(admin.list_topics())
         wanted = cfg.topics()
+        if cfg.events_topic in existing:
+            described = admin.describe_topics([cfg.events_topic])
+            have = len(described[0]["partitions"]) if described else cfg.event_partitions
+            if have != cfg.event_partitions:
+                raise ConfigError(
+                    f"topic {cfg.events_topic} has {have} partitions, the settings say "
+                    f"{cfg.event_partitions}: "
+                    f"set REPLAYREC_EVENT_PARTITIONS={have} (users are partitioned by that count)"
+                )
         missing = [NewTopic(n, p, 1) for n, p in wanted.items() if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently by another process
@@ -137,6 +156,21 @@ def ensure_topics(cfg: BusConfig, timeout_s: float = 10.0) -> list[str]:
         raise BusUnavailableError(f"could not create topics on {cfg.bootstrap_servers}: {exc}") from None
     finally:
         admin.close()
+
+
+def topic_id(cfg: BusConfig, topic: str, timeout_s: float = 5.0) -> str | None:
+    """The broker's id of ``topic`` (new each time the topic is created); ``None`` when it does not exist."""
+    admin = _admin(cfg, timeout_s)
+    try:
+        described = admin.describe_topics([topic])
+    except KafkaError:
+        return None
+    finally:
+        admin.close()
+    if not described or described[0].get("error_code"):
+        return None
+    tid = described[0].get("topic_id")
+    return str(tid) if tid else None
 
 
 def delete_topics(cfg: BusConfig, timeout_s: float = 10.0) -> list[str]:
@@ -170,8 +204,11 @@ def make_producer(cfg: BusConfig, **overrides: Any) -> KafkaProducer:
         "reconnect_backoff_max_ms": 5000,
         "delivery_timeout_ms": 600_000,
         "request_timeout_ms": 10_000,
+        "max_block_ms": 10_000,
+        "allow_auto_create_topics": False,
     }
     conf.update(overrides)
+    _require_broker(cfg)
     try:
         return KafkaProducer(**conf)
     except KafkaError as exc:
@@ -202,8 +239,10 @@ def make_reader(cfg: BusConfig, **overrides: Any) -> KafkaConsumer:
         "fetch_max_bytes": 32 * 1024 * 1024,
         "fetch_max_wait_ms": 100,
         "request_timeout_ms": 10_000,
+        "allow_auto_create_topics": False,
     }
     conf.update(overrides)
+    _require_broker(cfg)
     try:
         return KafkaConsumer(**conf)
     except KafkaError as exc:
@@ -223,13 +262,20 @@ def _partitions(consumer: KafkaConsumer, topic: str, timeout_s: float) -> list[T
         time.sleep(0.1)
 
 
-def high_watermarks(consumer: KafkaConsumer, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
-    """Partition → high watermark (the next offset to be written), from fetch responses: the broker's
-    ListOffsets answer can be too low. Leaves the consumer assigned to the topic at the high watermarks."""
-    tps = _partitions(consumer, topic, timeout_s)
+def _fresh_assign(consumer: KafkaConsumer, tps: list[TopicPartition]) -> None:
+    """Assign ``tps`` with fresh partition state: kafka-python keeps a partition's paused flag and last high
+    watermark across ``assign`` calls that keep it, so a reused consumer first drops everything."""
+    consumer.unsubscribe()
     consumer.assign(tps)
-    for tp in tps:
-        consumer.seek(tp, 2**62)  # out of range: the fetch answers with the watermark and no records
+
+
+def high_watermarks(consumer: KafkaConsumer, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """Partition → high watermark (the next offset to be written), from a fetch response: the broker's
+    ListOffsets answer can be too low, so the consumer fetches from there and reads the watermark the fetch
+    reports. Leaves the consumer assigned to the topic at the high watermarks."""
+    tps = _partitions(consumer, topic, timeout_s)
+    _fresh_assign(consumer, tps)
+    consumer.seek_to_end(*tps)
     deadline = time.monotonic() + timeout_s
     marks: dict[int, int] = {}
     while len(marks) < len(tps):
@@ -260,7 +306,7 @@ def read_range(
     if not todo:
         return
     tps = {p: TopicPartition(topic, p) for p in todo}
-    consumer.assign(list(tps.values()))
+    _fresh_assign(consumer, list(tps.values()))
     for p, (s, _) in todo.items():
         consumer.seek(tps[p], s)
     last_progress = time.monotonic()
@@ -289,9 +335,10 @@ def read_range(
                         r.timestamp,
                     )
                 )
-            if consumer.position(tp) >= stop:
-                del todo[tp.partition]
-                consumer.pause(tp)
+        for p in list(todo):  # also partitions whose last offsets are markers, not records
+            if consumer.position(tps[p]) >= todo[p][1]:
+                del todo[p]
+                consumer.pause(tps[p])
         if batch:
             yield batch
 

@@ -32,6 +32,7 @@ class BusMetrics:
         self.rate = Gauge(
             "replayrec_bus_produced_per_second", "events produced per second (last 5 s)", registry=r
         )
+        self.rate.set_function(self.produced_per_second)
         self.clock = Gauge(
             "replayrec_replay_clock_seconds", "the replay clock (simulated Unix time)", registry=r
         )
@@ -48,9 +49,18 @@ class BusMetrics:
     def record_produced(self, n: int, source: str) -> None:
         self.produced.labels(source).inc(n)
         self._count += n
-        now = time.monotonic()
-        self._window.append((now, self._count))
-        while len(self._window) > 2 and now - self._window[0][0] > 5.0:
+        self._window.append((time.monotonic(), self._count))
+        self._trim(time.monotonic())
+
+    def _trim(self, now: float) -> None:
+        while self._window and now - self._window[0][0] > 5.0:
             self._window.popleft()
-        t0, c0 = self._window[0]
-        self.rate.set((self._count - c0) / (now - t0) if now > t0 else 0.0)
+
+    def produced_per_second(self) -> float:
+        """Events produced over the last 5 s, per second (computed when scraped: 0 when nothing moves)."""
+        now = time.monotonic()
+        self._trim(now)
+        if not self._window:
+            return 0.0
+        first_t, first_c = self._window[0]
+        return (self._count - first_c) / max(now - first_t, 1.0) if len(self._window) > 1 else 0.0

@@ -57,8 +57,9 @@ class Rejection:
 class IngestResult:
     """What :meth:`EventPublisher.ingest` did with each payload, in input order."""
 
-    accepted: list[str] = field(default_factory=list)  # event ids
-    rejected: list[Rejection] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # event ids the broker acknowledged
+    rejected: list[Rejection] = field(default_factory=list)  # invalid: on the dead-letter topic
+    failed: list[str] = field(default_factory=list)  # valid, but the broker did not take them (retry)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,12 @@ class EventPublisher:
         self.cfg = cfg
         self.metrics = metrics or BusMetrics()
         self._producer = producer or make_producer(cfg)
-        self._partitions = self._count_partitions()
+        try:
+            self._partitions = self._count_partitions()
+        except BusUnavailableError:
+            if producer is None:
+                abandon_producer(self._producer)
+            raise
 
     def _count_partitions(self) -> int:
         try:
@@ -200,15 +206,21 @@ class EventPublisher:
                     ev = payload
                 else:  # the size limit applies to parsed JSON too: it is measured on the bytes
                     ev = decode_event(_as_bytes(payload), {"event_id": str(uuid.uuid4()), "source": "live"})
+                if ev.source != "live":
+                    raise InvalidEventError("invalid", "source: live ingest takes source 'live' only")
             except InvalidEventError as exc:
                 self.dead_letter(_as_bytes(payload), exc, origin)
                 result.rejected.append(Rejection(i, exc.reason, exc.message))
                 continue
             good.append(ev)
-            result.accepted.append(ev.event_id)
-        self.publish(good)
+        futures = self.publish(good)
         if flush:
-            self.flush()
+            with contextlib.suppress(KafkaError):  # per-event failures are read from the futures
+                self._producer.flush(timeout=30.0)
+            for ev, fut in zip(good, futures, strict=True):
+                (result.accepted if fut.succeeded() else result.failed).append(ev.event_id)
+        else:
+            result.accepted = [ev.event_id for ev in good]
         return result
 
     def dead_letter(self, original: bytes, rejected: InvalidEventError, origin: str) -> DeadLetter:

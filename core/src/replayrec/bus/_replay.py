@@ -27,7 +27,7 @@ import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from replayrec.bus._clock import RedisStateStore, ReplayClock, ReplayState, format_speed
+from replayrec.bus._clock import RedisStateStore, ReplayClock, ReplayState, format_speed, parse_speed
 from replayrec.bus._kafka import (
     BusConfig,
     BusUnavailableError,
@@ -38,6 +38,7 @@ from replayrec.bus._kafka import (
     make_producer,
     make_reader,
     read_range,
+    topic_id,
 )
 from replayrec.bus._metrics import BusMetrics
 from replayrec.bus._publish import EventPublisher
@@ -45,7 +46,7 @@ from replayrec.bus._schedule import Schedule
 from replayrec.bus._schema import InvalidEventError, decode_event
 from replayrec.runtime import write_json_atomic
 
-__all__ = ["COMMANDS", "ReplayController", "last_replayed", "new_command"]
+__all__ = ["COMMANDS", "ReplayController", "new_command", "replayed_seqs"]
 
 log = logging.getLogger("replayrec.bus")
 
@@ -58,26 +59,32 @@ MAX_RECOVERIES = 20
 SLOW_BROKER_S = 30.0
 
 
-def last_replayed(
-    cfg: BusConfig, dataset: str, window: int = 5000, timeout_s: float = 30.0
-) -> dict[int, int]:
-    """Partition → the largest sequence number of ``dataset``'s replayed events (ids ``<dataset>:<seq>``) on
-    the events topic, scanning each partition back from its end in windows."""
+def replayed_seqs(
+    cfg: BusConfig, dataset: str, since: int = 0, window: int = 5000, timeout_s: float = 30.0
+) -> set[int]:
+    """The sequence numbers ``>= since`` of ``dataset``'s replayed events (ids ``<dataset>:<seq>``) on the
+    events topic: each partition is read back from its end in windows until a window reaches an event of
+    the dataset before ``since`` (a replay moves forward, so nothing of the range lies further back) or the
+    partition's start."""
     consumer = make_reader(cfg)
     prefix = f"{dataset}:"
+    found: set[int] = set()
     try:
         ends = high_watermarks(consumer, cfg.events_topic, timeout_s)
-        found: dict[int, int] = {}
         for part, end in ends.items():
             hi = end
-            while hi > 0 and part not in found:
+            while hi > 0:
                 lo = max(0, hi - window)
-                best = -1
+                earlier = False
                 for batch in read_range(consumer, cfg.events_topic, {part: lo}, {part: hi}, timeout_s):
                     for m in batch:
-                        best = max(best, _replay_seq(m.value, prefix))
-                if best >= 0:
-                    found[part] = best
+                        q = _replay_seq(m.value, prefix)
+                        if q >= since:
+                            found.add(q)
+                        elif q >= 0:
+                            earlier = True
+                if earlier:
+                    break
                 hi = lo
         return found
     finally:
@@ -150,7 +157,8 @@ class ReplayController:
         self.store = store
         self.state_path = state_path
         self.chunk = chunk
-        self.sent = np.zeros(len(schedule), dtype=bool)
+        self.sent = np.zeros(len(schedule), dtype=bool)  # on the log (or skipped): never sent again
+        self.skipped_mask = np.zeros(len(schedule), dtype=bool)
         self.skips: list[tuple[int, int]] = []  # seq ranges [a, b) jumped over by forward seeks
         self.published = self.skipped = self.already = self.outages = 0
         self.status = "starting"
@@ -166,6 +174,7 @@ class ReplayController:
         self.clock = ReplayClock(start_clock, speed)
         self.cursor = int(np.argmin(self.sent)) if not self.sent.all() else len(schedule)
         self.publisher = EventPublisher(cfg, self.metrics, make_producer(cfg))
+        self._topic_id = topic_id(cfg, cfg.events_topic)
         self.control = _Control(cfg)
 
     # -- start-up: what is already on the log --------------------------------------------------------
@@ -187,6 +196,7 @@ class ReplayController:
             mask = (self.s.seq >= a) & (self.s.seq < b) & ~self.sent
             self.skipped += int(mask.sum())
             self.sent |= mask
+            self.skipped_mask |= mask
             self.skips.append((int(a), int(b)))
         if self.already:
             log.info("%d events of this range are already on the log; they are not sent again", self.already)
@@ -209,6 +219,7 @@ class ReplayController:
         """Publish until the range is done or a stop is requested (``stop`` command or
         :attr:`stop_requested`); ``on_state`` sees every published state."""
         self._on_state = on_state
+        self.clock.set(self.clock.now())  # set-up time (log scan, connections) is not replay time
         self.status = "running"
         self._publish_state(force=True)
         try:
@@ -222,8 +233,12 @@ class ReplayController:
                 self._publish_state()
         except _InterruptedError:
             pass
+        except Exception as exc:
+            self.status = "failed"
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
-            if self.status not in ("finished",):
+            if self.status not in ("finished", "failed"):
                 self.status = "stopped"
             self._close()
         return self.state()
@@ -241,7 +256,12 @@ class ReplayController:
             due = self.cursor + int(np.searchsorted(self.s.times[self.cursor :], now, side="right"))
             hi = min(due, self.cursor + self.chunk)
         if hi > self.cursor:
-            self._send(self.cursor, hi)
+            try:
+                self._send(self.cursor, hi)
+            except _LogResetError:
+                # a restarted broker came back empty: send everything due again, in order
+                self.cursor = int(np.argmin(self.sent)) if not self.sent.all() else len(self.s)
+                return 0.0
             if math.isinf(self.clock.speed):
                 self.clock.advance_to(float(self.s.times[hi - 1]))
             self.cursor = hi
@@ -267,10 +287,17 @@ class ReplayController:
             send = self.publisher.send_encoded  # a new publisher after a recovery
             rows = todo.tolist()
             users = s.users
-            futures = [
-                send(users[i], value, (), p)
-                for i, value, p in zip(rows, s.encode_many(rows), parts[todo].tolist(), strict=True)
-            ]
+            try:
+                futures = [
+                    send(users[i], value, (), p)
+                    for i, value, p in zip(rows, s.encode_many(rows), parts[todo].tolist(), strict=True)
+                ]
+            except KafkaError as exc:  # e.g. metadata unavailable: treat as an outage
+                log.warning("producing failed (%s)", exc)
+                futures = []
+                abandon_producer(self.publisher.producer)
+                self._recover()
+                continue
             if not self._await():
                 self._recover()
                 continue
@@ -313,8 +340,10 @@ class ReplayController:
             return False
 
     def _recover(self) -> None:
-        """A fresh producer once the broker answers again (topics re-created if a restarted broker lost
-        them); then the log decides what was sent."""
+        """A fresh producer once the broker answers again, then the log decides what was sent. When the
+        events topic had to be created again (a memory broker restarted empty), everything sent so far is
+        gone with it (the topic has a new id) and is sent again: :class:`_LogResetError` makes the loop start
+        over from the first event."""
         abandon_producer(self.publisher.producer)
         delay = 0.2
         while True:
@@ -323,27 +352,40 @@ class ReplayController:
             try:
                 ensure_topics(self.cfg, timeout_s=3.0)
                 self.publisher = EventPublisher(self.cfg, self.metrics, make_producer(self.cfg))
+                now_id = topic_id(self.cfg, self.cfg.events_topic)
+                reset = now_id != self._topic_id
+                self._topic_id = now_id
+                if reset:
+                    self.sent[:] = self.skipped_mask
+                    self.already = 0
+                    log.warning(
+                        "the events topic is a new one (the broker lost its log): re-sending the replay"
+                    )
+                else:
+                    before = int(self.sent.sum())
+                    self._mark_from_log()
+                    found = int(self.sent.sum()) - before
+                    self.published += found
+                    self.metrics.record_produced(found, "replay")
                 break
-            except BusUnavailableError:
+            except (BusUnavailableError, KafkaError) as exc:
+                log.info("broker not back yet (%s)", exc)
+                self.status = "broker-unavailable"
                 self._publish_state(to_log=False)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        before = int(self.sent.sum())
-        self._mark_from_log()
-        found = int(self.sent.sum()) - before
-        self.published += found
-        self.metrics.record_produced(found, "replay")
         if self._outage_since is not None:
-            log.warning(
-                "broker is back after %.1f s; %d events of the interrupted chunk were on the log",
-                time.monotonic() - self._outage_since, found,
-            )  # fmt: skip
+            log.warning("broker is back after %.1f s", time.monotonic() - self._outage_since)
             self._outage_since = None
         self.status = "running"
+        if reset:
+            raise _LogResetError
 
     def _mark_from_log(self) -> None:
-        for part, last in last_replayed(self.cfg, self.s.dataset).items():
-            self.sent |= (self.s.partitions == part) & (self.s.seq <= last)
+        since = int(self.s.seq[0]) if len(self.s) else 0
+        found = replayed_seqs(self.cfg, self.s.dataset, since)
+        if found:
+            self.sent |= np.isin(self.s.seq, np.fromiter(found, dtype=np.int64, count=len(found)))
 
     def _apply(self, cmd: dict[str, Any]) -> None:
         name, value, cid = cmd.get("command"), cmd.get("value"), str(cmd.get("id", ""))
@@ -355,9 +397,12 @@ class ReplayController:
                 self.clock.resume()
                 self.status = "running"
             elif name == "speed":
-                self.clock.set_speed(float("inf") if value == "max" else float(value))  # type: ignore[arg-type]
+                self.clock.set_speed(parse_speed(value if isinstance(value, str | float | int) else ""))
             elif name == "seek":
-                self._seek(float(value))  # type: ignore[arg-type]
+                when = float(value)  # type: ignore[arg-type]
+                if not math.isfinite(when):
+                    raise ValueError(f"seek to {value!r}: not a time")
+                self._seek(when)
             elif name == "stop":
                 self.stop_requested.set()
             else:
@@ -380,6 +425,7 @@ class ReplayController:
                 a = int(self.s.seq[self.cursor])
                 b = int(self.s.seq[hi]) if hi < len(self.s) else int(self.s.seq[-1]) + 1
                 self.skips.append((a, b))
+                self.skipped_mask[self.cursor : hi] |= jumped
                 self.sent[self.cursor : hi] = True
                 self.cursor = hi
         self.clock.set(when)
@@ -399,6 +445,7 @@ class ReplayController:
             clock=now,
             speed=format_speed(speed),
             updated_at=time.time(),
+            clock_running=not self.clock.paused and self.status not in ("finished", "stopped", "failed"),
             position=self.cursor,
             published=self.published,
             skipped=self.skipped,
@@ -454,6 +501,10 @@ class ReplayController:
 
 class _InterruptedError(Exception):
     """Stop was requested while the broker was away."""
+
+
+class _LogResetError(Exception):
+    """The events topic was created again: what was sent is gone."""
 
 
 def new_command(command: str, value: Any = None) -> dict[str, Any]:

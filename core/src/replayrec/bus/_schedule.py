@@ -29,9 +29,13 @@ def parse_when(text: str | None) -> float | None:
     if text is None or text == "":
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value):
+            raise ConfigError(f"time {text!r}: not a finite number of seconds")
+        return value
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)

@@ -47,8 +47,15 @@ def bus_start(ctx: click.Context, detach: bool) -> None:
     if detach:
         return
     info("Ctrl-C stops it")
-    run_foreground(handle)
-    info("broker stopped")
+
+    def _interrupt(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    rc = run_foreground(handle)
+    info("broker stopped" if rc == 0 else f"the broker exited with status {rc}; see {handle.log}")
+    sys.exit(rc)
 
 
 @bus.command("stop")
@@ -117,10 +124,20 @@ def replay() -> None:
 @click.option("--speed", default="86400", show_default=True, help="simulated seconds per second, or max")
 @click.option("--detach", is_flag=True, help="run in the background")
 @click.option(
-    "--metrics-port", type=int, default=9465, show_default=True, help="Prometheus /metrics on 127.0.0.1"
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=9465,
+    show_default=True,
+    help="Prometheus /metrics on 127.0.0.1",
 )
 @click.option("--no-metrics", is_flag=True, help="do not serve metrics")
-@click.option("--chunk", type=int, default=5000, show_default=True, help="events produced between flushes")
+@click.option(
+    "--chunk",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="events produced between flushes",
+)
 @click.option(
     "--fresh",
     is_flag=True,

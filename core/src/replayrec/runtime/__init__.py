@@ -2,6 +2,7 @@
 and the service): detached start with a pid file, a stop that ends the whole process group, port checks."""
 
 from replayrec.runtime._process import (
+    PidLock,
     ProcessInfo,
     free_port,
     free_ports,
@@ -15,6 +16,7 @@ from replayrec.runtime._process import (
 )
 
 __all__ = [
+    "PidLock",
     "ProcessInfo",
     "free_port",
     "free_ports",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 from replayrec.errors import ReplayrecError
 
 __all__ = [
+    "PidLock",
     "ProcessInfo",
     "free_port",
     "free_ports",
@@ -42,6 +44,37 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
+
+
+class PidLock:
+    """An exclusive ``flock`` on a pid file holding this process's pid: one owner at a time (a second one
+    fails at once), released when the process ends however it ends."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> PidLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            other = self.path.read_text().strip() or "?"
+            raise ReplayrecError(f"{self.what} is already running (pid {other})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
 
 
 def pid_alive(pid: int) -> bool:
