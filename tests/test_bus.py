@@ -414,3 +414,36 @@ def test_cli_bus_lifecycle(tmp_path: Path) -> None:
     down = cli("bus", "status", "--json")
     assert down.returncode == 1
     assert not json.loads(down.stdout)["reachable"]
+
+
+def test_cli_steers_a_detached_controller(bus: Settings, books) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, **app.settings_env(bus)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "replayrec", *args], env=env, capture_output=True, text=True, timeout=90,
+            check=False,
+        )  # fmt: skip
+
+    args = ["--dataset", books.name, "--from", SLICE_FROM, "--speed", "86400", "--detach", "--no-metrics"]
+    start = cli("replay", "start", *args)
+    assert start.returncode == 0, start.stderr
+    try:
+        assert "already running" in cli("replay", "start", "--dataset", books.name, "--detach").stderr
+        assert cli("replay", "pause").returncode == 0
+        st = json.loads(cli("replay", "status", "--json").stdout)
+        assert st["running"]
+        assert st["state"]["status"] == "paused"
+        assert cli("replay", "seek", "2014-07-01").returncode == 0
+        bad = cli("replay", "speed", "fast")
+        assert bad.returncode == 2
+        assert "speed 'fast'" in bad.stderr
+        st = json.loads(cli("replay", "status", "--json").stdout)
+        assert st["clock_iso"].startswith("2014-07-01")
+        assert st["state"]["skipped"] > 0
+    finally:
+        stopped = cli("replay", "stop")
+    assert stopped.returncode == 0
+    final = json.loads(cli("replay", "status", "--json").stdout)
+    assert not final["running"]
+    assert final["state"]["status"] == "stopped"
