@@ -208,11 +208,8 @@ def make_producer(cfg: BusConfig, **overrides: Any) -> KafkaProducer:
         "allow_auto_create_topics": False,
     }
     conf.update(overrides)
-    _require_broker(cfg)
-    try:
-        return KafkaProducer(**conf)
-    except KafkaError as exc:
-        raise BusUnavailableError(f"no Kafka broker at {cfg.bootstrap_servers} ({exc})") from None
+    producer: KafkaProducer = _connect(KafkaProducer, cfg, conf)
+    return producer
 
 
 def abandon_producer(producer: KafkaProducer, timeout_s: float = 5.0) -> None:
@@ -242,9 +239,15 @@ def make_reader(cfg: BusConfig, **overrides: Any) -> KafkaConsumer:
         "allow_auto_create_topics": False,
     }
     conf.update(overrides)
+    consumer: KafkaConsumer = _connect(KafkaConsumer, cfg, conf)
+    return consumer
+
+
+def _connect(client: Any, cfg: BusConfig, conf: dict[str, Any]) -> Any:
+    """A kafka-python client, or :class:`BusUnavailableError` at once when nothing listens."""
     _require_broker(cfg)
     try:
-        return KafkaConsumer(**conf)
+        return client(**conf)
     except KafkaError as exc:
         raise BusUnavailableError(f"no Kafka broker at {cfg.bootstrap_servers} ({exc})") from None
 
