@@ -373,11 +373,12 @@ def test_replay_metrics_are_served(bus: Settings, books) -> None:  # type: ignor
 
 def test_cli_bus_lifecycle(tmp_path: Path) -> None:
     port = free_port()
+    ns = f"cli{uuid.uuid4().hex[:8]}"  # its own Redis key and topics
     env = {
         **os.environ,
         "REPLAYREC_STATE_DIR": str(tmp_path),
         "REPLAYREC_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
-        "REPLAYREC_BUS_NAMESPACE": "cli",
+        "REPLAYREC_BUS_NAMESPACE": ns,
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -396,7 +397,7 @@ def test_cli_bus_lifecycle(tmp_path: Path) -> None:
         st = json.loads(cli("bus", "status", "--json").stdout)
         assert st["reachable"]
         assert st["embedded"]["running"]
-        assert st["topics"]["cli.events"] == {"partitions": 8, "messages": 0}
+        assert st["topics"][f"{ns}.events"] == {"partitions": 8, "messages": 0}
         pid = st["embedded"]["pid"]
         ingest = subprocess.run(
             [sys.executable, "-m", "replayrec", "bus", "ingest", "--json", "-"], env=env, text=True,
@@ -404,7 +405,8 @@ def test_cli_bus_lifecycle(tmp_path: Path) -> None:
             capture_output=True, timeout=60, check=False,
         )  # fmt: skip
         assert json.loads(ingest.stdout)["accepted"] == 1
-        assert json.loads(cli("bus", "status", "--json").stdout)["topics"]["cli.events.dlq"]["messages"] == 1
+        topics = json.loads(cli("bus", "status", "--json").stdout)["topics"]
+        assert topics[f"{ns}.events.dlq"]["messages"] == 1
         none = cli("replay", "pause")
         assert none.returncode != 0
         assert "no replay controller" in none.stderr
