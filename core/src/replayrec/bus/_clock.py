@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import redis
 from pydantic import BaseModel, ConfigDict
@@ -167,7 +167,3 @@ class RedisStateStore:
 
     def close(self) -> None:
         self._client.close()
-
-
-def state_dict(state: ReplayState) -> dict[str, Any]:
-    return state.model_dump(mode="json")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from replayrec.bus._clock import RedisStateStore, ReplayClock, ReplayState, format_speed, parse_speed
@@ -110,10 +110,7 @@ class _Control:
     def __init__(self, cfg: BusConfig) -> None:
         self.cfg = cfg
         self.consumer: KafkaConsumer = make_reader(cfg)
-        self.tp = TopicPartition(cfg.control_topic, 0)
-        start = high_watermarks(self.consumer, cfg.control_topic, 10.0)
-        self.consumer.assign([self.tp])
-        self.consumer.seek(self.tp, start.get(0, 0))
+        high_watermarks(self.consumer, cfg.control_topic, 10.0)  # leaves it assigned at the end
 
     def commands(self, wait_s: float) -> list[dict[str, Any]]:
         try:

@@ -3,7 +3,6 @@ and the service): detached start with a pid file, a stop that ends the whole pro
 
 from replayrec.runtime._process import (
     PidLock,
-    ProcessInfo,
     free_port,
     free_ports,
     pid_alive,
@@ -17,7 +16,6 @@ from replayrec.runtime._process import (
 
 __all__ = [
     "PidLock",
-    "ProcessInfo",
     "free_port",
     "free_ports",
     "pid_alive",

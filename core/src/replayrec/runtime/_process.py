@@ -11,7 +11,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from replayrec.errors import ReplayrecError
 
 __all__ = [
     "PidLock",
-    "ProcessInfo",
     "free_port",
     "free_ports",
     "pid_alive",
@@ -30,12 +28,6 @@ __all__ = [
     "wait_for_port",
     "write_json_atomic",
 ]
-
-
-@dataclass(frozen=True)
-class ProcessInfo:
-    pid: int
-    log: Path
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
