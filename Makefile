@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the development install: core and every plugin with their training extras (the serving profile is the
 # packages without extras: `replayrec bench serving-profile`, tests/test_serving_profile.py)
-PACKAGES := core[train,postgres,testing,broker] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml)))
+PACKAGES := core[train,postgres,testing,broker,stream] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml)))
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint typecheck pytest clean

@@ -52,6 +52,18 @@ from replayrec.application._profile import (
 from replayrec.application._published import PUBLISHED
 from replayrec.application._recommend import Recommendations, recommend_for_user
 from replayrec.application._stages import STAGE_COLUMNS, StagesReport, StagesRequest, stages_report
+from replayrec.application._stream import (
+    StreamRequest,
+    bench_stream,
+    online_profile,
+    online_store,
+    run_stream,
+    stream_dir,
+    stream_reset,
+    stream_start_detached,
+    stream_status,
+    stream_stop,
+)
 from replayrec.application._timing import one_core, percentiles, time_calls
 from replayrec.application._train import (
     TrainRequest,
@@ -77,6 +89,7 @@ __all__ = [
     "ReplayRequest",
     "StagesReport",
     "StagesRequest",
+    "StreamRequest",
     "TrainRequest",
     "TrainResult",
     "baselines_report",
@@ -86,6 +99,7 @@ __all__ = [
     "bench_rank",
     "bench_recall",
     "bench_serving_profile",
+    "bench_stream",
     "bench_synthetic",
     "bench_train",
     "build_serving_env",
@@ -102,6 +116,8 @@ __all__ = [
     "importable_modules",
     "ingest_events",
     "one_core",
+    "online_profile",
+    "online_store",
     "open_dataset",
     "percentiles",
     "prepare_dataset",
@@ -114,8 +130,14 @@ __all__ = [
     "replay_stop",
     "run_evaluate",
     "run_replay",
+    "run_stream",
     "settings_env",
     "stages_report",
+    "stream_dir",
+    "stream_reset",
+    "stream_start_detached",
+    "stream_status",
+    "stream_stop",
     "time_calls",
     "train_model",
 ]

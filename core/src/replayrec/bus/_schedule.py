@@ -15,13 +15,10 @@ import numpy.typing as npt
 
 from replayrec.bus._kafka import partition_of
 from replayrec.bus._schema import encode_fields
-from replayrec.data import Dataset, spread_within_days
+from replayrec.data import ACTION_OF, Dataset, spread_within_days
 from replayrec.errors import ConfigError, DataError
 
 __all__ = ["ACTION_OF", "Schedule", "build_schedule", "parse_when"]
-
-#: prepared-data actions → event-schema actions
-ACTION_OF = {"rating": "rate", "review": "review", "click": "click", "view": "view", "purchase": "purchase"}
 
 
 def parse_when(text: str | None) -> float | None:

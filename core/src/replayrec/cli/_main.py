@@ -17,6 +17,7 @@ from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._pipeline import pipeline, promote_cmd, registry, rollback_cmd
 from replayrec.cli._plugins import plugins
 from replayrec.cli._stages import stages_cmd
+from replayrec.cli._stream import bench_stream_cmd, stream
 from replayrec.cli._train import bench_train_cmd, train_cmd
 from replayrec.config import Settings
 from replayrec.errors import ReplayrecError
@@ -91,6 +92,8 @@ cli.add_command(ab)
 cli.add_command(bus)
 cli.add_command(replay)
 bench.add_command(bench_bus_cmd)
+cli.add_command(stream)
+bench.add_command(bench_stream_cmd)
 
 
 def main() -> None:

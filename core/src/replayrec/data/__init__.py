@@ -8,9 +8,10 @@ from replayrec.data._interactions import Catalog, Interactions, UserSequences
 from replayrec.data._prepare import prepare, training_mask, write_prepared
 from replayrec.data._registry import DATASETS, DataFile, DatasetSpec, get_spec, md5_of, verify_files
 from replayrec.data._synthetic import SyntheticWorld, WorldConfig, generate_world
-from replayrec.data._times import DAY, spread_within_days
+from replayrec.data._times import ACTION_OF, DAY, event_times_ms, spread_within_days
 
 __all__ = [
+    "ACTION_OF",
     "DATASETS",
     "DAY",
     "Catalog",
@@ -28,6 +29,7 @@ __all__ = [
     "download_dataset",
     "download_file",
     "ensure_prepared",
+    "event_times_ms",
     "generate_world",
     "get_spec",
     "k_core",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DAY", "spread_within_days"]
+__all__ = ["ACTION_OF", "DAY", "event_times_ms", "spread_within_days"]
 
 DAY = 86_400
+#: prepared-data actions → event-schema actions (what the bus carries and the features count)
+ACTION_OF = {"rating": "rate", "review": "review", "click": "click", "view": "view", "purchase": "purchase"}
 
 
 def spread_within_days(timestamps: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -26,3 +28,9 @@ def spread_within_days(timestamps: npt.ArrayLike) -> npt.NDArray[np.float64]:
     _, first, counts = np.unique(ts, return_index=True, return_counts=True)
     rank = np.arange(ts.size) - np.repeat(first, counts)
     return out + rank * (DAY / np.repeat(counts, counts))
+
+
+def event_times_ms(timestamps: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """The events' times on the bus, in Unix milliseconds: :func:`spread_within_days`, rounded to the
+    millisecond exactly as the replay encodes them."""
+    return np.round(spread_within_days(timestamps) * 1000).astype(np.int64)
