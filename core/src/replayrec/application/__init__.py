@@ -63,6 +63,7 @@ from replayrec.application._stream import (
     stream_start_detached,
     stream_status,
     stream_stop,
+    wait_for_stream,
 )
 from replayrec.application._timing import one_core, percentiles, time_calls
 from replayrec.application._train import (
@@ -140,4 +141,5 @@ __all__ = [
     "stream_stop",
     "time_calls",
     "train_model",
+    "wait_for_stream",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "stream_start_detached",
     "stream_status",
     "stream_stop",
+    "wait_for_stream",
 ]
 
 log = logging.getLogger("replayrec")
@@ -252,7 +253,10 @@ def _batches(folder: Path, since: float) -> list[dict[str, Any]]:
     return rows
 
 
-def _wait_applied(store: OnlineFeatures, cfg: BusConfig, timeout_s: float) -> dict[int, int]:
+def wait_for_stream(settings: Settings, store: OnlineFeatures, timeout_s: float = 120.0) -> dict[int, int]:
+    """Block until the store has applied everything on the events topic now (its high watermarks); those
+    offsets. :class:`ReplayrecError` after ``timeout_s``."""
+    cfg = BusConfig.from_settings(settings)
     consumer = make_reader(cfg)
     try:
         ends = high_watermarks(consumer, cfg.events_topic)
@@ -261,10 +265,10 @@ def _wait_applied(store: OnlineFeatures, cfg: BusConfig, timeout_s: float) -> di
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         meta = store.meta()
-        if meta is not None and all(meta.offsets.get(p, 0) >= e for p, e in ends.items()):
+        if meta is not None and meta.ready and all(meta.offsets.get(p, 0) >= e for p, e in ends.items()):
             return ends
         time.sleep(0.1)
-    raise ReplayrecError(f"the stream job did not catch up within {timeout_s:.0f} s")
+    raise ReplayrecError(f"the stream job did not catch up with {ends} within {timeout_s:.0f} s")
 
 
 class _LiveEvents:
@@ -320,7 +324,7 @@ def bench_stream(
                 time.sleep(max(tick - (time.monotonic() - t0 - elapsed), 0.0) if per_tick else tick)
             pub.flush()
             t_end = time.time()
-            _wait_applied(store, cfg, 120)
+            wait_for_stream(s, store, 120)
             steady = [r for r in _batches(stream_dir(s), t_measure) if r["at"] <= t_end + 5]
             hist: dict[int, int] = {}
             for r in steady:
@@ -331,7 +335,7 @@ def bench_stream(
             pub.flush()
             t_restart = time.time()
             stream_start_detached(s, req)
-            _wait_applied(store, cfg, 600)
+            wait_for_stream(s, store, 600)
             drain = _batches(stream_dir(s), t_restart)
             stream_stop(s)
             sink_rate = _sink_only(s, ds, cfg)
