@@ -23,8 +23,8 @@ import pyarrow as pa
 from replayrec.bus import BusConfig, EventPublisher, EventReader, InvalidEventError, encode_fields
 from replayrec.errors import ReplayrecError
 from replayrec.features import EventColumns, OnlineFeatures, StoreMeta, build_payload, screen
-from replayrec.stream._columns import KIND_EVENT, KIND_MALFORMED, KIND_RANGE, event_ms
 from replayrec.stream._metrics import StreamMetrics
+from replayrec.stream._records import KIND_EVENT, KIND_MALFORMED, KIND_RANGE, event_ms
 
 __all__ = ["BatchReport", "FeatureSink", "StoreLostError"]
 

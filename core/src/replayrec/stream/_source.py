@@ -22,9 +22,9 @@ from pyspark.sql.types import StructType  # noqa: TID253
 
 from replayrec.bus import BusConfig, high_watermarks, make_reader, read_range
 from replayrec.errors import ReplayrecError
-from replayrec.stream._columns import SPARK_DDL, record_batch
+from replayrec.stream._records import SPARK_DDL, record_batch, split_limit
 
-__all__ = ["BusSource", "TopicResetError", "split_limit"]
+__all__ = ["BusSource", "TopicResetError"]
 
 _CONSUMERS: dict[tuple[str, str], KafkaConsumer] = {}
 
@@ -38,26 +38,6 @@ def _consumer(cfg: BusConfig) -> KafkaConsumer:
     if key not in _CONSUMERS:
         _CONSUMERS[key] = make_reader(cfg, client_id="replayrec-stream")
     return _CONSUMERS[key]
-
-
-def split_limit(start: dict[int, int], latest: dict[int, int], limit: int) -> dict[int, int]:
-    """End offsets reading at most ``limit`` records in all, shared fairly (water-filling) over the partitions
-    that have records; deterministic."""
-    avail = {p: max(latest[p] - start.get(p, 0), 0) for p in sorted(latest)}
-    take = dict.fromkeys(avail, 0)
-    left = limit
-    open_ = [p for p in avail if avail[p] > 0]
-    while left > 0 and open_:
-        share = max(left // len(open_), 1)
-        for p in list(open_):
-            n = min(share, avail[p] - take[p], left)
-            take[p] += n
-            left -= n
-            if take[p] >= avail[p]:
-                open_.remove(p)
-            if left <= 0:
-                break
-    return {p: start.get(p, 0) + take[p] for p in avail}
 
 
 @dataclass(frozen=True)

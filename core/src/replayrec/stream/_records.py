@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from replayrec.bus import Event, InvalidEventError, Message, decode_event
 
-__all__ = ["KIND_EVENT", "KIND_MALFORMED", "KIND_RANGE", "SCHEMA", "event_ms", "record_batch"]
+__all__ = ["KIND_EVENT", "KIND_MALFORMED", "KIND_RANGE", "SCHEMA", "event_ms", "record_batch", "split_limit"]
 
 KIND_EVENT, KIND_MALFORMED, KIND_RANGE = 0, 1, 2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -70,3 +70,23 @@ def record_batch(partition: int, start: int, end: int, messages: Iterable[Messag
             event_id=ev.event_id, user=ev.user, item=ev.item, action=ev.action, rating=ev.rating,
             time_ms=event_ms(ev), source=ev.source)  # fmt: skip
     return pa.RecordBatch.from_pydict(cols, schema=SCHEMA)
+
+
+def split_limit(start: dict[int, int], latest: dict[int, int], limit: int) -> dict[int, int]:
+    """End offsets reading at most ``limit`` records in all, shared fairly (water-filling) over the partitions
+    that have records; deterministic."""
+    avail = {p: max(latest[p] - start.get(p, 0), 0) for p in sorted(latest)}
+    take = dict.fromkeys(avail, 0)
+    left = limit
+    open_ = [p for p in avail if avail[p] > 0]
+    while left > 0 and open_:
+        share = max(left // len(open_), 1)
+        for p in list(open_):
+            n = min(share, avail[p] - take[p], left)
+            take[p] += n
+            left -= n
+            if take[p] >= avail[p]:
+                open_.remove(p)
+            if left <= 0:
+                break
+    return {p: start.get(p, 0) + take[p] for p in avail}
