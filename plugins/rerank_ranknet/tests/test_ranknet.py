@@ -10,10 +10,11 @@ import torch
 
 from replayrec.data import Interactions
 from replayrec.errors import StageInputError
+from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request, StageContext
 from replayrec.testing import RerankContract
 from replayrec_rerank_ranknet.config import RankNetConfig
-from replayrec_rerank_ranknet.features import FEATURES, ItemClock, list_features, unit_vectors
+from replayrec_rerank_ranknet.features import FEATURES, list_features, unit_vectors
 from replayrec_rerank_ranknet.model import RankNet, pairwise_loss
 from replayrec_rerank_ranknet.stage import RankNetRerank, RankNetWeights
 
@@ -25,7 +26,7 @@ def test_popularity_and_recency_only_count_events_before_the_request() -> None:
     ev = Interactions(
         np.array([0, 1, 2, 3]), np.array([0, 0, 1, 0]), np.array([1, 2, 39, 40]) * DAY, n_users=4, n_items=3
     )
-    clock = ItemClock.from_events(ev)
+    clock = ItemTimeline.from_interactions(ev)
     vecs = unit_vectors(np.eye(3))
     req = Request.create(9, 40 * DAY, [1], [39 * DAY])  # at day 40: item 0's day-40 event is not "before"
     f = list_features(
@@ -47,7 +48,8 @@ def test_similarity_and_redundancy_features() -> None:
     ev = Interactions(np.array([0]), np.array([0]), np.array([0]), n_users=1, n_items=4)
     vecs = unit_vectors(np.array([[1, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32))
     req = Request.create(0, DAY, [2])
-    f = list_features(req, [Candidate(i, 1.0) for i in (0, 1, 2, 3)], ItemClock.from_events(ev), vecs, "din")
+    clock = ItemTimeline.from_interactions(ev)
+    f = list_features(req, [Candidate(i, 1.0) for i in (0, 1, 2, 3)], clock, vecs, "din")
     col = {name: i for i, name in enumerate(FEATURES)}
     np.testing.assert_allclose(f[:, col["sim_last"]], [0, 0, 1, np.sqrt(0.5)], atol=1e-6)
     # item 1 repeats item 0 (placed above): fully redundant; item 2 is orthogonal to both above it

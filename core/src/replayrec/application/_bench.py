@@ -22,6 +22,7 @@ from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset, WorldConfig, generate_world
 from replayrec.errors import ConfigError
 from replayrec.evaluation import EvalSet, ProtocolSplit, build_requests, build_split, evaluate
+from replayrec.features import FeatureSpec
 from replayrec.plugins import build_stage, kind_of
 from replayrec.registry import StageResolver, resolve_model
 from replayrec.stages import Candidate, Rank, Recall, Request, Stage, StageContext
@@ -134,7 +135,9 @@ def bench_synthetic(events: int, users: int, items: int, repeat: int = 3) -> dic
 
 def _test_requests(split: ProtocolSplit, n: int, seed: int) -> list[Request]:
     rows = np.random.default_rng(seed).choice(len(split.test), min(n, len(split.test)), replace=False)
-    return build_requests(split.test, np.sort(rows).astype(np.int64), split.history_len or 50)
+    return build_requests(
+        split.test, np.sort(rows).astype(np.int64), split.history_len or FeatureSpec().recent_events
+    )
 
 
 def _retrieve(stage: Recall, k: int, request: Request) -> list[Candidate]:

@@ -10,12 +10,13 @@ from replayrec.application._datasets import open_dataset
 from replayrec.cascade import Cascade, load_cascade
 from replayrec.config import Settings
 from replayrec.errors import ConfigError
+from replayrec.features import FeatureSpec
 from replayrec.registry import StageResolver
 from replayrec.stages import Request, StageContext
 
 __all__ = ["Recommendations", "recommend_for_user"]
 
-HISTORY = 50
+HISTORY = FeatureSpec().recent_events  # the newest events of a user profile (50)
 DAY = 86_400
 
 

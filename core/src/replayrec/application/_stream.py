@@ -57,7 +57,7 @@ log = logging.getLogger("replayrec")
 class StreamRequest:
     dataset: str | None = None
     trigger_ms: int = 500
-    max_records: int = 10_000
+    max_records: int = 20_000
     metrics_port: int | None = 9466
 
 
@@ -263,10 +263,14 @@ def wait_for_stream(settings: Settings, store: OnlineFeatures, timeout_s: float 
     finally:
         consumer.close()
     deadline = time.monotonic() + timeout_s
+    pid_file = stream_dir(settings) / "job.pid"
     while time.monotonic() < deadline:
         meta = store.meta()
         if meta is not None and meta.ready and all(meta.offsets.get(p, 0) >= e for p, e in ends.items()):
             return ends
+        if pid_file.is_file() and read_pid(pid_file, expect="stream run") is None:
+            tail = (stream_dir(settings) / "job.log").read_text(errors="replace").strip().splitlines()[-2:]
+            raise ReplayrecError(f"the stream job has stopped: {' | '.join(tail)}")
         time.sleep(0.1)
     raise ReplayrecError(f"the stream job did not catch up with {ends} within {timeout_s:.0f} s")
 

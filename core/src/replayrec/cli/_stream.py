@@ -26,7 +26,7 @@ def stream() -> None:
 @click.option("--detach", is_flag=True, help="run in the background (stop with: replayrec stream stop)")
 @click.option("--trigger-ms", type=int, default=500, show_default=True, help="micro-batch interval")
 @click.option(
-    "--max-records", type=int, default=10_000, show_default=True, help="records per micro-batch at most"
+    "--max-records", type=int, default=20_000, show_default=True, help="records per micro-batch at most"
 )
 @click.option(
     "--metrics-port", type=int, default=9466, show_default=True, help="Prometheus /metrics on 127.0.0.1"

@@ -18,6 +18,7 @@ from replayrec.errors import ReplayrecError
 from replayrec.evaluation._bootstrap import bootstrap_ci
 from replayrec.evaluation._metrics import per_user_metrics
 from replayrec.evaluation._protocols import EvalSet
+from replayrec.features import FeatureSpec, history_window
 from replayrec.stages import Candidate, Recall, Request
 
 __all__ = ["DEFAULT_KS", "EvalResult", "ListFn", "build_requests", "evaluate", "target_ranks"]
@@ -59,20 +60,21 @@ def _clean(v: float) -> float | None:
 
 
 def build_requests(ev: EvalSet, rows: I64, history_len: int | None) -> list[Request]:
-    """Requests for ``rows``: history capped at the last ``history_len`` events, exclusions per protocol."""
-    reqs = []
-    for r in rows:
-        items, times = ev.history(int(r))
-        reqs.append(
-            Request(
-                user=int(ev.users[r]),
-                timestamp=int(ev.times[r]),
-                history=items if history_len is None else items[-history_len:],
-                history_times=times if history_len is None else times[-history_len:],
-                exclude=ev.exclusions(int(r)),
-            )
+    """Requests for ``rows``: history = the newest ``history_len`` events (all with None; the window is
+    :func:`replayrec.features.history_window`), exclusions per protocol."""
+    rows = np.asarray(rows, dtype=np.int64)
+    end = ev.hist_ptr[rows + 1]
+    start = ev.hist_ptr[rows] if history_len is None else history_window(end, ev.hist_ptr[rows], history_len)
+    return [
+        Request(
+            user=int(ev.users[r]),
+            timestamp=int(ev.times[r]),
+            history=ev.hist_items[lo:hi],
+            history_times=ev.hist_times[lo:hi],
+            exclude=ev.exclusions(r),
         )
-    return reqs
+        for r, lo, hi in zip(rows.tolist(), start.tolist(), end.tolist(), strict=True)
+    ]
 
 
 @functools.cache
@@ -137,7 +139,7 @@ def evaluate(
     ev: EvalSet,
     *,
     n_items: int,
-    history_len: int | None = 50,
+    history_len: int | None = FeatureSpec().recent_events,
     ks: tuple[int, ...] = DEFAULT_KS,
     batch_size: int = 1024,
     n_boot: int = 1000,

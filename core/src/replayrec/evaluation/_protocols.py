@@ -2,7 +2,8 @@
 
 * ``loo`` — leave-one-out by time: each user's last event is the test target and the one before it the
   validation target; the model fits on everything else; the test request's history is every earlier event
-  (the validation item included), capped at the last ``history_len`` items as model input.
+  (the validation item included), capped at the last ``history_len`` items as model input (by default the
+  ``recent_events`` of a user profile, :class:`replayrec.features.FeatureSpec`).
 * ``given`` — a given train/test split (KGAT): fit on train, every test item of a user is relevant,
   history = the user's training items.
 * ``temporal`` — a global time split: fit on events before ``T``; users active before ``T`` with events at or
@@ -22,15 +23,18 @@ import numpy.typing as npt
 
 from replayrec.data import Dataset, Interactions
 from replayrec.errors import ConfigError
+from replayrec.features import FeatureSpec
 
 __all__ = ["PROTOCOLS", "EvalSet", "ProtocolSplit", "build_split"]
 
 I64 = npt.NDArray[np.int64]
 Protocol = Literal["loo", "given", "temporal"]
 PROTOCOLS: tuple[str, ...] = ("loo", "given", "temporal")
-#: history given to the model by default: the last 50 items (the published protocol); all of them for
-#: ``given``, whose training items have no order
-DEFAULT_HISTORY: dict[str, int | None] = {"loo": 50, "temporal": 50, "given": None}
+#: history given to the model by default: the newest ``FeatureSpec().recent_events`` (50) items, the events
+#: of a user profile (and the published protocol's 50); all of them for ``given``, whose training items have
+#: no order
+_RECENT = FeatureSpec().recent_events
+DEFAULT_HISTORY: dict[str, int | None] = {"loo": _RECENT, "temporal": _RECENT, "given": None}
 
 
 def _ptr(lengths: I64) -> I64:

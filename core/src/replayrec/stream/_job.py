@@ -50,7 +50,7 @@ class JobOptions:
     groups: Any
     catalog: str
     trigger_ms: int = 500
-    max_records: int = 10_000
+    max_records: int = 20_000
     tasks: int = 2
     metrics_port: int | None = None
 
@@ -91,7 +91,7 @@ def _session(folder: Path) -> Any:
 
 def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
     """Run until ``stop`` is set (or SIGTERM / SIGINT); 0 on a clean stop."""
-    from replayrec.stream._source import BusSource  # noqa: PLC0415 - imports pyspark (heavy, optional)
+    from replayrec.stream._source import BusSource
 
     stop = stop or threading.Event()
     opts.folder.mkdir(parents=True, exist_ok=True)
@@ -114,6 +114,8 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
     spark = _session(opts.folder)
     spark.dataSource.register(BusSource)
 
+    running: dict[str, Any] = {}  # the query, once started (its progress reports the previous batch)
+
     def each_batch(df: Any, batch_id: int) -> None:
         rep = sink.process(int(batch_id), df.toArrow())
         meta = store.meta()
@@ -122,7 +124,13 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
             ends = high_watermarks(lag_reader, opts.bus.events_topic)
             lag = sum(max(e - meta.offsets.get(p, 0), 0) for p, e in ends.items())
             metrics.lag.set(lag)
-        row = {**rep.as_dict(), "lag": lag, "at": time.time()}
+        prog = running["query"].lastProgress if "query" in running else None
+        row = {
+            **rep.as_dict(),
+            "lag": lag,
+            "at": time.time(),
+            "spark_prev_ms": (prog or {}).get("durationMs"),
+        }
         if rep.outcome != "empty":
             _rotate(reports_path)
             with reports_path.open("a") as out:
@@ -145,6 +153,7 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
         .trigger(processingTime=f"{opts.trigger_ms} milliseconds")
         .start()
     )
+    running["query"] = query
     log.info("stream job running (checkpoint %s)", opts.checkpoint)
     write_json_atomic(opts.folder / "job.json", {**status, "state": "running"})
     rc = 0

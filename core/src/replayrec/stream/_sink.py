@@ -24,7 +24,7 @@ from replayrec.bus import BusConfig, EventPublisher, EventReader, InvalidEventEr
 from replayrec.errors import ReplayrecError
 from replayrec.features import EventColumns, OnlineFeatures, StoreMeta, build_payload, screen
 from replayrec.stream._metrics import StreamMetrics
-from replayrec.stream._records import KIND_EVENT, KIND_MALFORMED, KIND_RANGE, event_ms
+from replayrec.stream._records import KIND_EVENT, KIND_MALFORMED, KIND_RANGE, event_ms, unpack
 
 __all__ = ["BatchReport", "FeatureSink", "StoreLostError"]
 
@@ -90,7 +90,6 @@ class FeatureSink:
         self.catalog = catalog
         self.metrics = metrics or StreamMetrics()
         self._publisher = publisher
-        self._reader: EventReader | None = None
         self.rebuilds = 0
         self.lock = threading.Lock()  # one batch (or watchdog rebuild) at a time
         self.position: dict[int, int] = {}  # the log position after the last batch this sink applied
@@ -104,8 +103,6 @@ class FeatureSink:
     def close(self) -> None:
         if self._publisher is not None:
             self._publisher.close()
-        if self._reader is not None:
-            self._reader.close()
 
     # -- the batch ----------------------------------------------------------------------------------
     def process(self, batch_id: int, table: pa.Table) -> BatchReport:
@@ -125,6 +122,8 @@ class FeatureSink:
 
     def _process(self, batch_id: int, table: pa.Table) -> BatchReport:
         t0 = time.perf_counter()
+        if "records" in table.column_names:  # packed by the source (one row per topic partition)
+            table = unpack(table)
         rep = BatchReport(batch_id, rows=table.num_rows)
         kind = table.column("kind").to_numpy(zero_copy_only=False)
         part = table.column("partition").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -180,8 +179,6 @@ class FeatureSink:
 
     def catch_up(self, meta: StoreMeta, target: dict[int, int], rep: BatchReport) -> StoreMeta:
         """Apply the log from the store's position up to ``target``, in bounded chunks."""
-        if self._reader is None:
-            self._reader = EventReader(self.cfg)
         while True:
             pos = {p: meta.offsets.get(p, 0) for p in target}
             todo = {p: target[p] - pos[p] for p in target if target[p] > pos[p]}
@@ -189,8 +186,11 @@ class FeatureSink:
                 return meta
             per = max(CATCH_UP_CHUNK // len(todo), 1)
             stop = {p: (min(pos[p] + per, target[p]) if p in todo else pos[p]) for p in target}
-            self._reader.rejected.clear()
-            consumed = self._reader.read(pos, stop)
+            reader = EventReader(self.cfg)  # a fresh consumer per chunk (see the source's read)
+            try:
+                consumed = reader.read(pos, stop)
+            finally:
+                reader.close()
             ev = EventColumns(
                 np.array([c.partition for c in consumed], dtype=np.int64),
                 np.array([c.offset for c in consumed], dtype=np.int64),
@@ -201,7 +201,7 @@ class FeatureSink:
                 np.zeros(len(consumed), dtype=np.int64),
             )
             usable, _, wm = screen(ev, meta.watermarks, self.store.spec)
-            dead = int((~usable).sum()) + sum(self._reader.rejected.values())
+            dead = int((~usable).sum()) + sum(reader.rejected.values())
             payload = build_payload(ev.take(usable), self.store.groups, self.store.spec)
             res = self.store.apply(meta, payload, {**meta.offsets, **stop}, wm, batch=meta.batch, dead=dead)
             if res.status != "ok":

@@ -16,13 +16,13 @@ import pyarrow as pa
 from kafka import KafkaConsumer
 
 # this module is only imported by the job (replayrec.stream._job.run_job), never at package import
-from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition  # noqa: TID253
-from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows  # noqa: TID253
-from pyspark.sql.types import StructType  # noqa: TID253
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
+from pyspark.sql.types import StructType
 
 from replayrec.bus import BusConfig, high_watermarks, make_reader, read_range
 from replayrec.errors import ReplayrecError
-from replayrec.stream._records import SPARK_DDL, record_batch, split_limit
+from replayrec.stream._records import SPARK_DDL, pack, record_batch, split_limit
 
 __all__ = ["BusSource", "TopicResetError"]
 
@@ -89,12 +89,17 @@ class _Reader(DataSourceStreamReader):
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         if not isinstance(partition, _Slice):
             raise TypeError(f"unexpected input partition {partition!r}")
-        consumer = _consumer(self.cfg)
-        for p, s, e in partition.ranges:
-            messages = [
-                m for batch in read_range(consumer, self.cfg.events_topic, {p: s}, {p: e}) for m in batch
-            ]
-            yield record_batch(p, s, e, messages)
+        start = {p: s for p, s, _ in partition.ranges}
+        end = {p: e for p, _, e in partition.ranges}
+        # a consumer of its own per read (≈ 10 ms): kafka-python 3.0 re-assigned between reads of several
+        # partitions can stall on a partition (no fetch progress); one fetch loop over all of the slice's
+        # partitions (a read per partition costs a round trip each)
+        consumer = make_reader(self.cfg, client_id="replayrec-stream")
+        try:
+            messages = [m for batch in read_range(consumer, self.cfg.events_topic, start, end) for m in batch]
+        finally:
+            consumer.close()
+        yield pack(record_batch(list(partition.ranges), messages))
 
     def commit(self, end: dict[str, int]) -> None:
         return None

@@ -6,15 +6,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from replayrec.features import FeatureSpec
 from replayrec.stages import StageConfig
 
 __all__ = ["DINConfig", "DINTrainConfig"]
+
+#: the history the network reads by default: the newest events of a user profile (core's feature definition)
+RECENT_EVENTS = FeatureSpec().recent_events
 
 
 class DINConfig(StageConfig):
     """Serving: the network's shape comes from the weights; these keys control how requests are read."""
 
-    max_history: int = Field(default=50, gt=0, description="most recent history items the model attends to")
+    max_history: int = Field(
+        default=RECENT_EVENTS, gt=0, description="most recent history items the model attends to"
+    )
     explain: bool = Field(default=True, description="add 'because you read …' from the top attention weight")
 
 
@@ -30,7 +36,7 @@ class DINTrainConfig(BaseModel):
     max_targets: int | None = Field(
         default=None, gt=0, description="train on the most recent N targets only (quick profiles)"
     )
-    max_history: int = Field(default=50, gt=0)
+    max_history: int = Field(default=RECENT_EVENTS, gt=0)
 
     item_dim: int = Field(default=64, gt=0)
     init_item_embeddings: Literal["recall", "random"] = Field(

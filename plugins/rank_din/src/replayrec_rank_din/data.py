@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from replayrec.data import Interactions
+from replayrec.features import history_window
 from replayrec.stages import Candidate, Recall, Request
 from replayrec_rank_din.features import history_block
 
@@ -90,7 +91,7 @@ def training_targets(
     end = np.flatnonzero(keep & is_first).astype(np.int64)
     if max_targets is not None and end.size > max_targets:  # the latest events in the global order
         end = np.sort(end[np.argsort(seq.order[end], kind="stable")[-max_targets:]])
-    start = np.maximum(first[end], end - max_history)
+    start = history_window(end, first[end], max_history)
     return Targets(user_of[end], first[end], start, end, seq.items, seq.times)
 
 

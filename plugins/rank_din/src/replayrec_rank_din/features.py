@@ -1,9 +1,15 @@
-"""Feature bucketing shared by training and serving (numpy only, no torch)."""
+"""Feature bucketing shared by training and serving (numpy only, no torch).
+
+The history the network reads is the newest ``max_history`` events before the request (core's definition,
+:func:`replayrec.features.history_window`; by default the profile's ``recent_events``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+
+from replayrec.features import history_window
 
 __all__ = ["N_LENGTH_BUCKETS", "N_TIME_BUCKETS", "history_block", "length_bucket", "time_bucket"]
 
@@ -33,10 +39,11 @@ def length_bucket(n: npt.ArrayLike) -> I64:
 def history_block(
     items: I64, times: I64, start: I64, end: I64, at: I64, max_history: int
 ) -> dict[str, npt.NDArray[np.int64]]:
-    """Left-padded history arrays of rows with histories ``items[start:end]`` at request times ``at``."""
+    """Left-padded history arrays of rows whose events are ``items[start:end]`` at request times ``at``:
+    the newest ``max_history`` of them (:func:`~replayrec.features.history_window`)."""
     if items.size == 0:  # every history is empty: index a dummy element, masked out below
         items, times = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    lens = np.minimum(end - start, max_history)
+    lens = end - history_window(end, start, max_history)
     width = max(int(lens.max()) if lens.size else 0, 1)
     col = np.arange(width)[None, :]
     offset = width - lens[:, None]  # left padding

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from replayrec_rank_din.config import RECENT_EVENTS
 from replayrec_rank_din.features import N_LENGTH_BUCKETS, N_TIME_BUCKETS
 
 __all__ = ["DIN", "Dice", "ItemEncoder", "LocalActivationUnit", "ScoringMLP"]
@@ -161,7 +162,7 @@ class DIN(nn.Module):
         group_dim: int = 8,
         attention_hidden: Sequence[int] = (36,),
         mlp_hidden: Sequence[int] = (200, 80),
-        max_history: int = 50,
+        max_history: int = RECENT_EVENTS,
         context_dim: int = 8,
     ) -> None:
         super().__init__()

@@ -169,13 +169,12 @@ class DINRank(Rank):
         self.max_history = min(self.cfg.max_history, self.w.max_history)
 
     def _block(self, requests: Sequence[Request]) -> dict[str, I64]:
-        items = [r.history[-self.max_history :] for r in requests]
-        times = [r.history_times[-self.max_history :] for r in requests]
-        lens = np.array([i.size for i in items], dtype=np.int64)
+        """The requests' history blocks: the newest ``max_history`` events of each (``history_block``)."""
+        lens = np.array([r.history.size for r in requests], dtype=np.int64)
         end = np.cumsum(lens)
         return history_block(
-            np.concatenate(items) if items else np.zeros(0, np.int64),
-            np.concatenate(times) if times else np.zeros(0, np.int64),
+            np.concatenate([r.history for r in requests]) if requests else np.zeros(0, np.int64),
+            np.concatenate([r.history_times for r in requests]) if requests else np.zeros(0, np.int64),
             end - lens,
             end,
             np.array([r.timestamp for r in requests], dtype=np.int64),

@@ -21,15 +21,14 @@ Only events strictly before the request time count, so features of a past reques
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from replayrec.data import Interactions
+from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request
 
-__all__ = ["FEATURES", "ItemClock", "list_features"]
+__all__ = ["FEATURES", "list_features", "unit_vectors"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -48,28 +47,6 @@ FEATURES = (
 _DAY = 86_400.0
 
 
-@dataclass(frozen=True)
-class ItemClock:
-    """Every item's event times, sorted (CSR): counts and first / last events before any time."""
-
-    ptr: I64
-    times: I64
-
-    @classmethod
-    def from_events(cls, events: Interactions) -> ItemClock:
-        order = np.lexsort((events.timestamp, events.item))
-        counts = np.bincount(events.item, minlength=events.n_items)
-        ptr = np.zeros(events.n_items + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        return cls(ptr, events.timestamp[order].astype(np.int64))
-
-    def before(self, items: I64, t: int) -> tuple[I64, I64]:
-        """(number of events of each item strictly before ``t``, index of the first of them)."""
-        lo, hi = self.ptr[items], self.ptr[items + 1]
-        n = np.array([np.searchsorted(self.times[a:b], t, "left") for a, b in zip(lo, hi, strict=True)])
-        return n.astype(np.int64), lo
-
-
 def _unit(v: F32) -> F32:
     norm = np.linalg.norm(v, axis=-1, keepdims=True)
     out: F32 = v / np.maximum(norm, 1e-12)
@@ -79,7 +56,7 @@ def _unit(v: F32) -> F32:
 def list_features(
     request: Request,
     ranked: Sequence[Candidate],
-    clock: ItemClock,
+    clock: ItemTimeline,
     vectors: F32,
     rank_stage: str,
     window_days: float = 30.0,
@@ -96,13 +73,12 @@ def list_features(
     out[:, 0] = [c.scores.get(rank_stage, c.score) for c in ranked]
     out[:, 1] = [next(iter(c.scores.values()), 0.0) for c in ranked]
     out[:, 2] = np.log1p(np.arange(n))
-    count, lo = clock.before(items, t)
-    recent, _ = clock.before(items, int(t - window_days * _DAY))
+    # the item statistics as of t over [t - window_days, t) (core's offline definition, with the window
+    # start given explicitly: window_days may be fractional and request times need not be at midnight)
+    count, recent, first, last = clock.item_features(items, t, int(t - window_days * _DAY))
     out[:, 3] = np.log1p(count)
-    out[:, 4] = np.log1p(count - recent)
+    out[:, 4] = np.log1p(recent)
     has = count > 0
-    first = np.where(has, clock.times[np.minimum(lo, clock.times.size - 1)], t)
-    last = np.where(has, clock.times[np.maximum(lo + count - 1, 0)], t)
     out[:, 5] = np.where(has, np.log1p(np.maximum(t - first, 0) / _DAY), 0.0)
     out[:, 6] = np.where(has, np.log1p(np.maximum(t - last, 0) / _DAY), 0.0)
     cand = vectors[items]

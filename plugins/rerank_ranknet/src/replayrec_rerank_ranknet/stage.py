@@ -10,9 +10,10 @@ import numpy.typing as npt
 
 from replayrec.artifacts import load_weights
 from replayrec.errors import ConfigError
+from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request, Rerank, StageConfig, StageContext
 from replayrec_rerank_ranknet.config import RankNetConfig
-from replayrec_rerank_ranknet.features import ItemClock, list_features
+from replayrec_rerank_ranknet.features import list_features
 
 __all__ = ["RankNetRerank", "RankNetWeights"]
 
@@ -67,8 +68,10 @@ class RankNetRerank(Rerank):
             )
         clock = context.extras.get("clock")
         if clock is None:
-            clock = ItemClock.from_events(context.require_train("ranknet (item popularity and recency)"))
-        self.clock: ItemClock = clock
+            clock = ItemTimeline.from_interactions(
+                context.require_train("ranknet (item popularity and recency)")
+            )
+        self.clock: ItemTimeline = clock
 
     def features(self, request: Request, scored: Sequence[Candidate]) -> F32:
         return list_features(

@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from replayrec.artifacts import ARTIFACT_UPSTREAM, save_weights
 from replayrec.errors import ConfigError
 from replayrec.evaluation import EvalSet, ListFn, build_requests
+from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Rank, Recall, Request, StageContext
 from replayrec.training import TrainData
 from replayrec_rerank_ranknet.config import RankNetConfig, RankNetTrainConfig
-from replayrec_rerank_ranknet.features import FEATURES, ItemClock, list_features, unit_vectors
+from replayrec_rerank_ranknet.features import FEATURES, list_features, unit_vectors
 from replayrec_rerank_ranknet.model import RankNet
 from replayrec_rerank_ranknet.module import RankNetModule
 from replayrec_rerank_ranknet.stage import RankNetRerank, RankNetWeights
@@ -50,7 +51,7 @@ class RankNetJob:
             raise ConfigError("ranknet: 'recall' must name a recall stage and 'rank' a rank stage")
         vecs = recall.item_vectors()
         self.vectors = unit_vectors(vecs if vecs is not None else np.zeros((data.catalog.n_items, 1)))
-        self.clock = ItemClock.from_events(data.fit)
+        self.clock = ItemTimeline.from_interactions(data.fit)
         self.serving = RankNetConfig(
             rank_stage=rank.name, window_days=config.window_days, recent_items=config.recent_items
         )
