@@ -22,19 +22,22 @@ setup: $(STAMP)
 ## main job: prepare the data (real Amazon Books when present, else the synthetic world), report the baselines,
 ## train LightGCN → DIN → RankNet with the quick profile (reusing newer models if there are any), print the
 ## per-stage table, then take the LightGCN model through the promotion gates to lightgcn@prod (exit 3 = a gate
-## stopped it, which is a result, not a failure) and list the registry; finally start the embedded Kafka broker,
-## replay the dataset's history onto the events topic at max speed, show the replay clock and the topics, and
-## stop the broker again (whatever the replay did)
+## stopped it, which is a result, not a failure) and list the registry; finally start the embedded Kafka broker
+## and the Spark streaming job (on a fresh online store), replay the dataset's history onto the events topic at
+## max speed, show the replay clock and the topics, wait for the stream to catch up, show the store and the most
+## active user's online profile, and stop the job and the broker again (whatever happened)
 demo: setup
 	$(BIN)/replayrec data prepare
 	$(BIN)/replayrec report baselines
 	$(BIN)/replayrec report stages --train-config configs/demo.yaml
 	$(BIN)/replayrec pipeline run lightgcn --model lightgcn@latest --gates configs/gates.yaml || [ $$? -eq 3 ]
 	$(BIN)/replayrec registry list
-	$(BIN)/replayrec bus stop; $(BIN)/replayrec bus start --detach && { \
-		$(BIN)/replayrec replay start --speed max --no-metrics; rc=$$?; \
-		$(BIN)/replayrec replay status; $(BIN)/replayrec bus status; \
-		$(BIN)/replayrec bus stop; exit $$rc; }
+	$(BIN)/replayrec stream stop; $(BIN)/replayrec bus stop; $(BIN)/replayrec bus start --detach && { \
+		$(BIN)/replayrec stream reset && $(BIN)/replayrec stream run --detach && \
+		$(BIN)/replayrec replay start --speed max --no-metrics && \
+		$(BIN)/replayrec replay status && $(BIN)/replayrec bus status && \
+		$(BIN)/replayrec stream status --wait 600 && $(BIN)/replayrec stream profile; \
+		rc=$$?; $(BIN)/replayrec stream stop; $(BIN)/replayrec bus stop; exit $$rc; }
 
 ## every check CI runs: lint (ruff, the import layering), strict types on core and the plugins, the tests
 test: lint typecheck pytest

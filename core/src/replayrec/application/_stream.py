@@ -23,8 +23,10 @@ from replayrec.application._datasets import open_dataset
 from replayrec.bus import (
     BusConfig,
     EventPublisher,
+    RedisStateStore,
     broker_reachable,
     build_schedule,
+    clock_now,
     delete_topics,
     encode_fields,
     ensure_topics,
@@ -211,16 +213,29 @@ def stream_reset(settings: Settings, dataset: str | None = None) -> dict[str, An
     return {"namespace": settings.bus_namespace, "keys_deleted": keys, "checkpoint_deleted": had}
 
 
-def online_profile(settings: Settings, user: str, dataset: str | None = None) -> dict[str, Any]:
-    """A user's online profile, with the store's status (serving's view of it)."""
+def online_profile(settings: Settings, user: str | None, dataset: str | None = None) -> dict[str, Any]:
+    """A user's online profile, with the store's status (serving's view of it), its interest as of the replay
+    clock when a replay ran (else now); ``user`` ``None``: the dataset's most active user."""
     ds = open_dataset(settings, dataset)
+    if user is None:
+        counts = ds.events["user"].value_counts()
+        top = int(counts.index[0]) if len(counts) else 0
+        user = str(ds.users.set_index("user")["raw_id"].loc[top])
     store = online_store(settings, ds)
     meta = store.meta()
     if meta is None:
         raise ReplayrecError(f"no online store in namespace {settings.bus_namespace} (replayrec stream run)")
-    prof = store.profile(user).as_dict()
+    replay = RedisStateStore(settings.redis_url, settings.bus_namespace)
+    try:
+        state = replay.read()
+    finally:
+        replay.close()
+    at_ms = int(clock_now(state) * 1000) if state is not None else None  # "now" is the replay clock's
+    prof = store.profile(user, at_ms).as_dict()
+    prof["as_of_ms"] = at_ms
     recent: list[dict[str, Any]] = prof["recent"]  # type: ignore[assignment]
-    prof["items"] = [str(ds.items["raw_id"].iloc[r["item"]]) for r in recent]
+    prof["items"] = [str(ds.catalog.raw_ids[r["item"]]) for r in recent]
+    prof["titles"] = [ds.catalog.title(int(r["item"])) for r in recent]
     return {"store": meta.status, **prof}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -70,11 +71,17 @@ def stream_stop(ctx: click.Context) -> None:
 
 @stream.command("status")
 @dataset_option
+@click.option(
+    "--wait", "wait_s", type=float, help="first wait up to this many seconds for the store to catch up"
+)
 @json_option
 @click.pass_context
-def stream_status(ctx: click.Context, name: str | None, as_json: bool) -> None:
+def stream_status(ctx: click.Context, name: str | None, wait_s: float | None, as_json: bool) -> None:
     """The job, the store's epoch / status / position, and the consumer lag."""
-    st = app.stream_status(settings_of(ctx), name)
+    settings = settings_of(ctx)
+    if wait_s is not None:
+        app.wait_for_stream(settings, app.online_store(settings, app.open_dataset(settings, name)), wait_s)
+    st = app.stream_status(settings, name)
     if as_json:
         echo_json(st)
         return
@@ -104,11 +111,26 @@ def stream_reset(ctx: click.Context, name: str | None) -> None:
 
 @stream.command("profile")
 @dataset_option
-@click.argument("user")
+@click.argument("user", required=False)
+@json_option
 @click.pass_context
-def stream_profile(ctx: click.Context, name: str | None, user: str) -> None:
-    """A user's online profile (JSON), as serving reads it."""
-    echo_json(app.online_profile(settings_of(ctx), user, name))
+def stream_profile(ctx: click.Context, name: str | None, user: str | None, as_json: bool) -> None:
+    """A user's online profile as serving reads it; without USER, the dataset's most active user's."""
+    p = app.online_profile(settings_of(ctx), user, name)
+    if as_json:
+        echo_json(p)
+        return
+    interest = sorted(enumerate(p["interest"]), key=lambda x: -x[1])[:3]
+    click.echo(
+        f"user {p['user']} (store {p['store']}): version {p['version']}, "
+        f"{len(p['exclude'])} items to exclude, counts {p['counts']}; top interest groups "
+        + ", ".join(f"{g} ({w:.2f})" for g, w in interest if w > 0)
+    )
+    for r, title in list(zip(p["recent"], p["titles"], strict=True))[-5:]:
+        when = datetime.fromtimestamp(r["time_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  {when}  {r['action']:<8} {title}")
+    if not p["recent"]:
+        click.echo("  (no events)")
 
 
 @click.command("stream")
