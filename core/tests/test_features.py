@@ -6,11 +6,14 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import redis
 
+from replayrec.bus import BusConfig
 from replayrec.errors import ConfigError
 from replayrec.features import (
     DAY_MS,
@@ -18,11 +21,13 @@ from replayrec.features import (
     FeatureSpec,
     OfflineFeatures,
     OnlineFeatures,
+    StoreNotReadyError,
     build_payload,
     screen,
     window_start_ms,
 )
-from replayrec.stream._records import split_limit
+from replayrec.stream import FeatureSink
+from replayrec.stream._records import KIND_EVENT, KIND_RANGE, SCHEMA, split_limit
 
 N_ITEMS, N_GROUPS, N_USERS = 60, 5, 25
 T0 = 1_600_000_000_000  # a Unix time in ms (2020-09-13)
@@ -219,3 +224,72 @@ def test_another_catalogue_or_feature_spec_is_refused(store: OnlineFeatures) -> 
     other = OnlineFeatures(store.r, store.prefix.split(":")[0], store.groups, FeatureSpec(recent_events=10))
     with pytest.raises(ConfigError, match="features"):
         other.check_compatible(meta, "cat-a")
+
+
+# -- the stream's sink on hand-built batches (real Redis; no Spark, no broker) ------------------------------
+def _batch(ranges: dict[int, tuple[int, int]], rows: list[tuple[int, int, str, str, int]]) -> pa.Table:
+    """A :data:`SCHEMA` table: a range row per partition, then events (partition, offset, user, item, ms)."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
+
+    def row(**v: Any) -> None:
+        for name, values in cols.items():
+            values.append(v.get(name))
+
+    for p, (s, e) in ranges.items():
+        row(kind=KIND_RANGE, partition=p, offset=s, range_end=e)
+    for p, o, u, it, t in rows:
+        row(kind=KIND_EVENT, partition=p, offset=o, produced_ms=t, user=u, item=it, action="view", time_ms=t,
+            raw=b"{}")  # fmt: skip
+    return pa.Table.from_pydict(cols, schema=SCHEMA)
+
+
+def _sink(store: OnlineFeatures) -> FeatureSink:
+    return FeatureSink(
+        store, BusConfig("127.0.0.1:1", "unused", 2), {str(i): i for i in range(N_ITEMS)}, "cat"
+    )
+
+
+@pytest.mark.integration
+def test_the_sink_applies_a_replayed_or_overlapping_batch_once(store: OnlineFeatures) -> None:
+    sink = _sink(store)
+    first = _batch(
+        {0: (0, 2), 1: (0, 1)}, [(0, 0, "a", "1", T0), (0, 1, "a", "2", T0 + 1), (1, 0, "b", "3", T0)]
+    )
+    assert sink.process(0, first).outcome == "applied"
+    assert sink.process(0, first).outcome == "duplicate"  # Spark re-running the batch after a crash
+    assert store.profile("a", T0 + 10).version == 2
+    # a batch that starts before the store's position in partition 0 (the store is ahead of the checkpoint)
+    overlap = _batch(
+        {0: (1, 3), 1: (1, 2)}, [(0, 1, "a", "2", T0 + 1), (0, 2, "a", "4", T0 + 2), (1, 1, "b", "5", T0)]
+    )
+    rep = sink.process(1, overlap)
+    assert (rep.outcome, rep.skipped, rep.applied) == ("applied", 1, 2)
+    a, b = store.profiles(["a", "b"], T0 + 10)
+    assert a.version == 3 and a.recent_items.tolist() == [1, 2, 4]  # noqa: PT018
+    assert b.version == 2 and b.exclude.tolist() == [3, 5]  # noqa: PT018
+    meta = store.meta()
+    assert meta is not None and meta.offsets == {0: 3, 1: 2} and meta.applied == 5  # noqa: PT018
+
+
+@pytest.mark.integration
+def test_readers_refuse_a_store_that_is_missing_or_rebuilding(store: OnlineFeatures) -> None:
+    with pytest.raises(StoreNotReadyError, match="no online store") as missing:
+        store.profiles(["a"])
+    assert missing.value.status == "missing"
+    store.initialise("cat", rebuild_to={0: 10})
+    with pytest.raises(StoreNotReadyError, match="rebuilt") as rebuilding:
+        store.item_stats([1, 2])
+    assert rebuilding.value.status == "rebuilding"
+
+
+def test_an_event_dated_after_its_production_is_refused_and_moves_nothing() -> None:
+    spec = FeatureSpec(lateness_s=60, max_ahead_s=60)
+    times = np.array([T0, T0 + 86_400_000, T0 + 1000], dtype=np.int64)
+    ev = EventColumns(
+        np.zeros(3, np.int64), np.arange(3), ["u"] * 3, np.zeros(3, np.int64), times, ["view"] * 3,
+        np.array([T0, T0 + 1000, T0 + 1000], dtype=np.int64),
+    )  # fmt: skip
+    usable, reasons, wm = screen(ev, {}, spec)
+    assert usable.tolist() == [True, False, True]
+    assert reasons[1] == "from_the_future"
+    assert wm == {0: T0 + 1000}  # the day-ahead event did not hold the partition back

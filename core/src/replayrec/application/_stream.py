@@ -284,8 +284,8 @@ def wait_for_stream(settings: Settings, store: OnlineFeatures, timeout_s: float 
         if meta is not None and meta.ready and all(meta.offsets.get(p, 0) >= e for p, e in ends.items()):
             return ends
         if pid_file.is_file() and read_pid(pid_file, expect="stream run") is None:
-            tail = (stream_dir(settings) / "job.log").read_text(errors="replace").strip().splitlines()[-2:]
-            raise ReplayrecError(f"the stream job has stopped: {' | '.join(tail)}")
+            why = _job_state(stream_dir(settings)).get("error") or "see its job.log"
+            raise ReplayrecError(f"the stream job has stopped: {why}")
         time.sleep(0.1)
     raise ReplayrecError(f"the stream job did not catch up with {ends} within {timeout_s:.0f} s")
 
@@ -320,6 +320,10 @@ def bench_stream(
     ds = open_dataset(settings, name)
     with _a_broker(settings) as b:
         s = b.model_copy(update={"bus_namespace": f"bench-stream-{os.getpid()}"})
+        shared = s.state_dir / "datasets"  # the job opens the prepared data where the settings say
+        if s.state_dir != settings.state_dir and not shared.exists():
+            s.state_dir.mkdir(parents=True, exist_ok=True)
+            shared.symlink_to((settings.state_dir / "datasets").resolve(), target_is_directory=True)
         cfg = BusConfig.from_settings(s)
         ensure_topics(cfg)
         store = online_store(s, ds)

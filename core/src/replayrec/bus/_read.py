@@ -25,6 +25,7 @@ class ConsumedEvent:
     partition: int
     offset: int
     headers: dict[str, bytes]
+    timestamp_ms: int = 0  # the record's timestamp (the producer's send time)
 
 
 class EventReader:
@@ -60,7 +61,7 @@ class EventReader:
                     msg.value or b"", exc, f"{msg.topic}:{msg.partition}:{msg.offset}"
                 )
             return None
-        return ConsumedEvent(ev, msg.partition, msg.offset, msg.headers)
+        return ConsumedEvent(ev, msg.partition, msg.offset, msg.headers, msg.timestamp_ms)
 
     def read(
         self, start: dict[int, int], end: dict[int, int], timeout_s: float = 60.0

@@ -4,6 +4,7 @@ statistics — with an offline implementation (as of any moment, from an events 
 """
 
 from replayrec.features._batch import (
+    FROM_THE_FUTURE,
     TOO_LATE,
     UNKNOWN_ITEM,
     EventColumns,
@@ -14,7 +15,13 @@ from replayrec.features._batch import (
     screen,
 )
 from replayrec.features._offline import ItemTimeline, OfflineFeatures, history_window
-from replayrec.features._online import ApplyOutcome, OnlineFeatures, StoreMeta, feature_prefix
+from replayrec.features._online import (
+    ApplyOutcome,
+    OnlineFeatures,
+    StoreMeta,
+    StoreNotReadyError,
+    feature_prefix,
+)
 from replayrec.features._spec import (
     DAY_MS,
     FeatureSpec,
@@ -27,6 +34,7 @@ from replayrec.features._spec import (
 
 __all__ = [
     "DAY_MS",
+    "FROM_THE_FUTURE",
     "TOO_LATE",
     "UNKNOWN_ITEM",
     "ApplyOutcome",
@@ -38,6 +46,7 @@ __all__ = [
     "OnlineFeatures",
     "Payload",
     "StoreMeta",
+    "StoreNotReadyError",
     "UserProfile",
     "build_payload",
     "canonical_offsets",

@@ -20,6 +20,7 @@ I64 = npt.NDArray[np.int64]
 #: dead-letter reasons of the stream job (beside the bus's own decoding reasons)
 UNKNOWN_ITEM = "unknown_item"
 TOO_LATE = "too_late"
+FROM_THE_FUTURE = "from_the_future"
 
 
 def canonical_offsets(offsets: dict[int, int]) -> str:
@@ -59,17 +60,21 @@ def screen(
 ) -> tuple[npt.NDArray[np.bool_], list[str | None], dict[int, int]]:
     """Which events the store can use: ``(usable, reason of each refused one, new watermarks)``.
 
-    An item outside the catalogue is refused (``unknown_item``); so is an event more than ``lateness_s``
-    older than the newest earlier event of its partition (``too_late``). The watermark of a partition is the
-    newest event time it has carried, so the rule depends on the log alone, never on batch boundaries.
+    An event dated more than ``max_ahead_s`` after its record was produced is refused (``from_the_future``)
+    and moves nothing; so is one more than ``lateness_s`` older than the newest earlier event of its
+    partition (``too_late``); an item outside the catalogue is refused (``unknown_item``). The watermark of a
+    partition is the newest event time it has carried: the rules depend on the log alone (event times and
+    record timestamps), never on batch boundaries.
     """
     wm = dict(watermarks)
     usable = np.ones(len(ev), dtype=bool)
     reasons: list[str | None] = [None] * len(ev)
-    late = spec.lateness_ms
-    for i, (p, t, it) in enumerate(
-        zip(ev.partition.tolist(), ev.times.tolist(), ev.items.tolist(), strict=True)
-    ):
+    late, ahead = spec.lateness_ms, spec.max_ahead_ms
+    rows = zip(ev.partition.tolist(), ev.times.tolist(), ev.items.tolist(), ev.produced.tolist(), strict=True)
+    for i, (p, t, it, made) in enumerate(rows):
+        if made > 0 and t > made + ahead:
+            usable[i], reasons[i] = False, FROM_THE_FUTURE
+            continue
         mark = wm.get(p)
         if mark is not None and t < mark - late:
             usable[i], reasons[i] = False, TOO_LATE

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-from replayrec.errors import ConfigError
+from replayrec.errors import ConfigError, ReplayrecError
 from replayrec.features._batch import Payload, canonical_offsets, parse_offsets
 from replayrec.features._spec import (
     FeatureSpec,
@@ -42,7 +42,7 @@ from replayrec.features._spec import (
     window_start_ms,
 )
 
-__all__ = ["ApplyOutcome", "OnlineFeatures", "StoreMeta", "feature_prefix"]
+__all__ = ["ApplyOutcome", "OnlineFeatures", "StoreMeta", "StoreNotReadyError", "feature_prefix"]
 
 I64 = npt.NDArray[np.int64]
 
@@ -92,6 +92,15 @@ redis.call('HINCRBY', meta, 'dead', m.dead)
 if m.ready then redis.call('HSET', meta, 'status', 'ready') end
 return 'ok'
 """
+
+
+class StoreNotReadyError(ReplayrecError):
+    """The online store is missing (Redis lost it) or being rebuilt from the log: its profiles would be
+    partial. ``status`` is ``missing`` or ``rebuilding``; callers fall back (e.g. to popularity)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def feature_prefix(namespace: str) -> str:
@@ -254,16 +263,29 @@ class OnlineFeatures:
     # -- reads --------------------------------------------------------------------------------------
     def profiles(self, users: Sequence[str], at_ms: int | None = None) -> list[UserProfile]:
         """Profiles of ``users`` (empty ones for users without events); the interest as of ``at_ms`` (default:
-        now)."""
+        now). Read in one transaction with the store's status, so a profile is never torn by a batch applied
+        in between; :class:`StoreNotReadyError` while the store is missing or rebuilding."""
         at = int(time.time() * 1000) if at_ms is None else int(at_ms)
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hmget(self.meta_key, "epoch", "status")
         for u in users:
             pipe.hgetall(self.prefix + "u:" + u)
             pipe.lrange(self.prefix + "ur:" + u, 0, -1)
             pipe.smembers(self.prefix + "ux:" + u)
             pipe.hgetall(self.prefix + "ug:" + u)
-        res = pipe.execute()
+        (epoch, status), *res = pipe.execute()
+        self._require_ready(epoch, status)
         return [self._profile(u, res[4 * i : 4 * i + 4], at) for i, u in enumerate(users)]
+
+    def _require_ready(self, epoch: bytes | None, status: bytes | None) -> None:
+        if epoch is None:
+            raise StoreNotReadyError(
+                "missing", f"no online store at {self.prefix}* (Redis lost it, or no job ran)"
+            )
+        if status != b"ready":
+            raise StoreNotReadyError(
+                "rebuilding", f"the online store {self.prefix}* is being rebuilt from the log"
+            )
 
     def profile(self, user: str, at_ms: int | None = None) -> UserProfile:
         return self.profiles([user], at_ms)[0]
@@ -293,18 +315,22 @@ class OnlineFeatures:
         )
 
     def item_stats(self, items: Iterable[int]) -> ItemStats:
-        """Statistics of ``items`` as the store holds them now."""
+        """Statistics of ``items`` as the store holds them now (one transaction; :class:`StoreNotReadyError`
+        while the store is missing or rebuilding)."""
         ids = np.asarray(list(items), dtype=np.int64)
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hmget(self.meta_key, "epoch", "status")
         for it in ids.tolist():
             pipe.hgetall(f"{self.prefix}i:{it}")
+        (epoch, status), *replies = pipe.execute()
+        self._require_ready(epoch, status)
         total: list[int] = []
         first: list[int] = []
         last: list[int] = []
         ptr: list[int] = [0]
         days: list[int] = []
         counts: list[int] = []
-        for h in pipe.execute():
+        for h in replies:
             total.append(int(h.get(b"n", 0)))
             first.append(int(h.get(b"first", -1)))
             last.append(int(h.get(b"last", -1)))

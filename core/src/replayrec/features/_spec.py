@@ -46,10 +46,20 @@ class FeatureSpec(BaseModel):
         ge=0,
         description="an event older than this behind the newest earlier event of its partition is refused",
     )
+    max_ahead_s: int = Field(
+        3600,
+        ge=0,
+        description="an event dated more than this after its record was produced is refused (a clock error "
+        "would otherwise hold back every later event of its partition)",
+    )
 
     @property
     def lateness_ms(self) -> int:
         return self.lateness_s * 1000
+
+    @property
+    def max_ahead_ms(self) -> int:
+        return self.max_ahead_s * 1000
 
     def fingerprint(self) -> str:
         return ",".join(f"{k}={v}" for k, v in sorted(self.model_dump().items()))

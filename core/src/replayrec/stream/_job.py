@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 from prometheus_client import start_http_server
 
-from replayrec.bus import BusConfig, high_watermarks, make_reader
+from replayrec.bus import BusConfig, BusUnavailableError, high_watermarks, make_reader
+from replayrec.errors import ReplayrecError
 from replayrec.features import OnlineFeatures
 from replayrec.runtime import write_json_atomic
 from replayrec.stream._metrics import StreamMetrics
@@ -98,39 +101,108 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    status: dict[str, Any] = {"pid": os.getpid(), "started": time.time(), "batches": 0}
+    status["namespace"] = opts.bus.namespace
+    write_json_atomic(opts.folder / "job.json", {**status, "state": "starting"})
     metrics = StreamMetrics()
-    server = _metrics_server(metrics, opts.metrics_port)
     store = OnlineFeatures.connect(opts.redis_url, opts.bus.namespace, opts.groups)
     sink = FeatureSink(store, opts.bus, opts.item_index, opts.catalog, metrics=metrics)
     lag_reader = make_reader(opts.bus, client_id="replayrec-stream-lag")
-    reports_path = opts.folder / "batches.jsonl"
-    status: dict[str, Any] = {
-        "pid": os.getpid(),
-        "started": time.time(),
-        "batches": 0,
-        "namespace": opts.bus.namespace,
-    }
-    write_json_atomic(opts.folder / "job.json", {**status, "state": "starting"})
-    spark = _session(opts.folder)
-    spark.dataSource.register(BusSource)
-
+    server = _metrics_server(metrics, opts.metrics_port)
     running: dict[str, Any] = {}  # the query, once started (its progress reports the previous batch)
+    rc, error = 0, None
+    try:
+        spark = running["spark"] = _session(opts.folder)
+        spark.dataSource.register(BusSource)
+        each_batch = _batch_function(opts, sink, store, lag_reader, metrics, status, running)
+        running["query"] = _start_query(spark, opts, each_batch)
+        log.info("stream job running (checkpoint %s)", opts.checkpoint)
+        write_json_atomic(opts.folder / "job.json", {**status, "state": "running"})
+        query = running["query"]
+        while not stop.is_set() and not query.awaitTermination(1.0):
+            _watch(sink, query)
+    except Exception as exc:  # the query failed (awaitTermination raises its error) or Spark did not start
+        rc, error = 1, _root_cause(exc)
+        log.error("the stream job failed: %s", error)
+    finally:
+        for name in ("query", "spark"):
+            if name in running:
+                try:
+                    running[name].stop()
+                except Exception as exc:  # the JVM may already be gone (a signal to the whole group)
+                    log.warning("stopping Spark: %s", exc)
+        sink.close()
+        lag_reader.close()
+        store.r.close()
+        final = {**status, "state": "stopped" if rc == 0 else "failed"}
+        write_json_atomic(opts.folder / "job.json", {**final, "error": error} if error else final)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    if error is not None:
+        raise ReplayrecError(f"the stream job failed: {error}")
+    return rc
+
+
+_ERROR_LINE = re.compile(r"^replayrec\.[\w.]*?(\w+Error): (.+)$")
+
+
+def _root_cause(exc: BaseException) -> str:
+    """What went wrong, in one line: the replayrec error raised in the batch function or the source (Spark
+    wraps it, Python traceback and all, in a StreamingQueryException), else the exception's first line."""
+    text = str(exc).strip()
+    for line in reversed(text.splitlines()):
+        m = _ERROR_LINE.match(line.strip())
+        if m:
+            return f"{m.group(1)}: {m.group(2)}"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _committed(query: Any) -> dict[int, int] | None:
+    """The log position Spark last committed (its progress report), if it reported one."""
+    try:
+        sources = (query.lastProgress or {}).get("sources") or []
+        end = sources[0].get("endOffset") if sources else None
+        offsets = json.loads(end) if isinstance(end, str) else end
+        return {int(p): int(o) for p, o in (offsets or {}).items()}
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _watch(sink: FeatureSink, query: Any) -> None:
+    """The idle-time check for a lost or half-rebuilt store; a Redis or broker outage is retried at the
+    next tick."""
+    try:
+        sink.watch(_committed(query))
+    except (redis.RedisError, BusUnavailableError, OSError) as exc:
+        log.warning("store watch: %s (retrying)", exc)
+
+
+def _batch_function(
+    opts: JobOptions,
+    sink: FeatureSink,
+    store: OnlineFeatures,
+    lag_reader: Any,
+    metrics: StreamMetrics,
+    status: dict[str, Any],
+    running: dict[str, Any],
+) -> Any:
+    reports_path = opts.folder / "batches.jsonl"
 
     def each_batch(df: Any, batch_id: int) -> None:
         rep = sink.process(int(batch_id), df.toArrow())
-        meta = store.meta()
         lag = None
-        if meta is not None:
-            ends = high_watermarks(lag_reader, opts.bus.events_topic)
-            lag = sum(max(e - meta.offsets.get(p, 0), 0) for p, e in ends.items())
-            metrics.lag.set(lag)
+        try:  # a metric: never fail the batch for it
+            meta = store.meta()
+            if meta is not None:
+                ends = high_watermarks(lag_reader, opts.bus.events_topic)
+                lag = sum(max(e - meta.offsets.get(p, 0), 0) for p, e in ends.items())
+                metrics.lag.set(lag)
+        except (redis.RedisError, BusUnavailableError) as exc:
+            log.warning("consumer lag not measured: %s", exc)
         prog = running["query"].lastProgress if "query" in running else None
-        row = {
-            **rep.as_dict(),
-            "lag": lag,
-            "at": time.time(),
-            "spark_prev_ms": (prog or {}).get("durationMs"),
-        }
+        row = {**rep.as_dict(), "lag": lag, "at": time.time()}
+        row["spark_prev_ms"] = (prog or {}).get("durationMs")  # Spark's phases of the previous batch
         if rep.outcome != "empty":
             _rotate(reports_path)
             with reports_path.open("a") as out:
@@ -138,6 +210,10 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
         status["batches"] = int(status["batches"]) + 1
         write_json_atomic(opts.folder / "job.json", {**status, "state": "running", "last": row})
 
+    return each_batch
+
+
+def _start_query(spark: Any, opts: JobOptions, each_batch: Any) -> Any:
     stream = (
         spark.readStream.format("replayrec_bus")
         .option("bootstrap", opts.bus.bootstrap_servers)
@@ -147,37 +223,12 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
         .option("tasks", str(opts.tasks))
         .load()
     )
-    query = (
+    return (
         stream.writeStream.foreachBatch(each_batch)
         .option("checkpointLocation", str(opts.checkpoint))
         .trigger(processingTime=f"{opts.trigger_ms} milliseconds")
         .start()
     )
-    running["query"] = query
-    log.info("stream job running (checkpoint %s)", opts.checkpoint)
-    write_json_atomic(opts.folder / "job.json", {**status, "state": "running"})
-    rc = 0
-    try:
-        while not stop.is_set():
-            if query.awaitTermination(1.0):
-                break
-            sink.watch()
-        if query.exception() is not None:
-            log.error("the streaming query failed: %s", query.exception())
-            rc = 1
-    finally:
-        for step in (query.stop, spark.stop):
-            try:
-                step()
-            except Exception as exc:  # the JVM may already be gone (a signal to the whole group)
-                log.warning("stopping Spark: %s", exc)
-        sink.close()
-        lag_reader.close()
-        write_json_atomic(opts.folder / "job.json", {**status, "state": "stopped" if rc == 0 else "failed"})
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-    return rc
 
 
 def _rotate(path: Path, limit: int = 64 * 2**20) -> None:

@@ -29,7 +29,8 @@ _MS = timedelta(milliseconds=1)
 
 #: one row per record of the events topic, plus one ``range`` row per topic partition and batch
 #: (``offset`` = the batch's start offset, ``range_end`` = its end), so the sink sees every partition's
-#: position even when a partition brought nothing
+#: position even when a partition brought nothing; ``raw`` is the record's bytes, whole (what a dead letter
+#: keeps)
 SCHEMA = pa.schema(
     [
         ("kind", pa.int8()),
@@ -37,13 +38,10 @@ SCHEMA = pa.schema(
         ("offset", pa.int64()),
         ("range_end", pa.int64()),
         ("produced_ms", pa.int64()),
-        ("event_id", pa.string()),
         ("user", pa.string()),
         ("item", pa.string()),
         ("action", pa.string()),
-        ("rating", pa.float64()),
         ("time_ms", pa.int64()),
-        ("source", pa.string()),
         ("reason", pa.string()),
         ("message", pa.string()),
         ("raw", pa.binary()),
@@ -76,11 +74,10 @@ def record_batch(ranges: list[tuple[int, int, int]], messages: Iterable[Message]
             ev = decode_event(msg.value)
         except InvalidEventError as exc:
             row(kind=KIND_MALFORMED, partition=msg.partition, offset=msg.offset, produced_ms=msg.timestamp_ms,
-                reason=exc.reason, message=str(exc), raw=(msg.value or b"")[:65536])  # fmt: skip
+                reason=exc.reason, message=str(exc), raw=msg.value or b"")  # fmt: skip
             continue
         row(kind=KIND_EVENT, partition=msg.partition, offset=msg.offset, produced_ms=msg.timestamp_ms,
-            event_id=ev.event_id, user=ev.user, item=ev.item, action=ev.action, rating=ev.rating,
-            time_ms=event_ms(ev), source=ev.source)  # fmt: skip
+            user=ev.user, item=ev.item, action=ev.action, time_ms=event_ms(ev), raw=msg.value)  # fmt: skip
     return pa.RecordBatch.from_pydict(cols, schema=SCHEMA)
 
 

@@ -20,9 +20,18 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from replayrec.bus import BusConfig, EventPublisher, EventReader, InvalidEventError, encode_fields
+from replayrec.bus import BusConfig, EventPublisher, EventReader, InvalidEventError
 from replayrec.errors import ReplayrecError
-from replayrec.features import EventColumns, OnlineFeatures, StoreMeta, build_payload, screen
+from replayrec.features import (
+    TOO_LATE,
+    UNKNOWN_ITEM,
+    EventColumns,
+    FeatureSpec,
+    OnlineFeatures,
+    StoreMeta,
+    build_payload,
+    screen,
+)
 from replayrec.stream._metrics import StreamMetrics
 from replayrec.stream._records import KIND_EVENT, KIND_MALFORMED, KIND_RANGE, event_ms, unpack
 
@@ -109,15 +118,20 @@ class FeatureSink:
         with self.lock:
             return self._process(batch_id, table)
 
-    def watch(self) -> bool:
-        """Rebuild at once when the store vanished while no batch arrives (called periodically by the job);
-        True when it rebuilt."""
+    def watch(self, committed: dict[int, int] | None = None) -> bool:
+        """Between batches (the job calls it every second): rebuild at once when the store vanished, and
+        finish a rebuild a killed job left ``rebuilding``. ``committed`` is the log position Spark has
+        committed (known before this process applied a batch). True when it caught up."""
         with self.lock:
-            if not self.position or self.store.meta() is not None:
+            meta = self.store.meta()
+            target = self.position or committed or {}
+            if meta is not None and meta.status == "rebuilding":
+                target = {**target, **meta.rebuild_to}
+            elif meta is not None or not any(target.values()):
                 return False
             rep = BatchReport(-1)
-            self._position(self.position, rep)
-            log.warning("rebuilt the online store from the log (%d events)", rep.caught_up)
+            self._position(target, rep)
+            log.warning("the online store caught up with the log while idle (%d events)", rep.caught_up)
             return True
 
     def _process(self, batch_id: int, table: pa.Table) -> BatchReport:
@@ -136,17 +150,22 @@ class FeatureSink:
         start = {int(p): int(o) for p, o in zip(part[ranges], off[ranges], strict=True)}
         end = {int(p): int(e) for p, e in zip(part[ranges], ends[ranges], strict=True)}
         rep.rows = int((~ranges).sum())
+        sent: set[str] = set()  # dead letters already written for this batch (not again on a retry)
         for attempt in range(4):
-            meta = self._position(start, rep)
+            try:
+                meta = self._position(start, rep)
+            except StoreLostError as exc:  # the store went away during the catch-up: start over
+                log.warning("batch %d: %s; retry %d", batch_id, exc, attempt)
+                continue
             have = {p: meta.offsets.get(p, 0) for p in end}
             new = (~ranges) & (off >= np.array([have.get(int(p), 0) for p in part], dtype=np.int64))
             rep.skipped = int(((~ranges) & ~new).sum())
-            target = {p: max(have[p], end[p]) for p in end}
-            if target == have:
+            target = {**meta.offsets, **{p: max(have[p], end[p]) for p in end}}
+            if all(target[p] == have[p] for p in end):
                 rep.outcome = "duplicate" if rep.skipped else "empty"
                 self.position = target
                 break
-            outcome = self._apply_rows(meta, table, new, kind, target, batch_id, rep)
+            outcome = self._apply_rows(meta, table, new, kind, target, batch_id, rep, sent)
             if outcome == "ok":
                 rep.outcome = "applied"
                 self.position = target
@@ -198,7 +217,7 @@ class FeatureSink:
                 np.array([self.items.get(c.event.item, -1) for c in consumed], dtype=np.int64),
                 np.array([event_ms(c.event) for c in consumed], dtype=np.int64),
                 [c.event.action for c in consumed],
-                np.zeros(len(consumed), dtype=np.int64),
+                np.array([c.timestamp_ms for c in consumed], dtype=np.int64),
             )
             usable, _, wm = screen(ev, meta.watermarks, self.store.spec)
             dead = int((~usable).sum()) + sum(reader.rejected.values())
@@ -218,15 +237,13 @@ class FeatureSink:
         target: dict[int, int],
         batch_id: int,
         rep: BatchReport,
+        sent: set[str],
     ) -> str:
         rows = table.filter(pa.array(new))
         k = kind[new]
         ev_rows = rows.filter(pa.array(k == KIND_EVENT))
         bad_rows = rows.filter(pa.array(k == KIND_MALFORMED))
-        cols = {
-            n: ev_rows.column(n).to_pylist()
-            for n in ("user", "item", "action", "event_id", "rating", "source")
-        }
+        cols = {n: ev_rows.column(n).to_pylist() for n in ("user", "item", "action", "raw")}
         ev = EventColumns(
             ev_rows.column("partition").to_numpy(zero_copy_only=False).astype(np.int64),
             ev_rows.column("offset").to_numpy(zero_copy_only=False).astype(np.int64),
@@ -241,7 +258,7 @@ class FeatureSink:
             ev = _reorder(ev, order)
             cols = {n: [v[i] for i in order.tolist()] for n, v in cols.items()}
         usable, reasons, wm = screen(ev, meta.watermarks, self.store.spec)
-        self._dead_letter(ev, cols, usable, reasons, bad_rows, rep)
+        self._dead_letter(ev, cols, usable, reasons, bad_rows, rep, sent)
         payload = build_payload(ev.take(usable), self.store.groups, self.store.spec)
         res = self.store.apply(meta, payload, target, wm, batch=batch_id, dead=rep.dead)
         rep.apply_seconds = res.seconds
@@ -259,36 +276,41 @@ class FeatureSink:
         reasons: list[str | None],
         bad: pa.Table,
         rep: BatchReport,
+        sent: set[str],
     ) -> None:
         rep.dead = 0
         rep.dead_reasons.clear()
         topic = self.cfg.events_topic
+        letters: list[tuple[str, bytes, InvalidEventError]] = []
         for i in np.flatnonzero(~usable).tolist():
             reason = reasons[i] or "unusable"
-            msg = (
-                f"item {cols['item'][i]!r} is not in the catalogue"
-                if reason == "unknown_item"
-                else f"event at {int(ev.times[i])} ms: {self.store.spec.lateness_s} s behind its partition"
+            origin = f"{topic}:{int(ev.partition[i])}:{int(ev.offset[i])}"
+            letters.append(
+                (
+                    origin,
+                    cols["raw"][i] or b"",
+                    InvalidEventError(reason, _why(reason, ev, cols, i, self.store.spec)),
+                )
             )
-            original = encode_fields(
-                cols["event_id"][i], ev.users[i], cols["item"][i], ev.actions[i], cols["rating"][i],
-                int(ev.times[i]) / 1000, cols["source"][i],
-            )  # fmt: skip
-            self.publisher.dead_letter(
-                original,
-                InvalidEventError(reason, msg),
-                f"{topic}:{int(ev.partition[i])}:{int(ev.offset[i])}",
-            )
-            rep.dead_reasons[reason] += 1
-        for p, o, reason, message, raw in zip(
-            *(bad.column(n).to_pylist() for n in ("partition", "offset", "reason", "message", "raw")),
-            strict=True,
-        ):
-            self.publisher.dead_letter(raw or b"", InvalidEventError(reason, message), f"{topic}:{p}:{o}")
-            rep.dead_reasons[reason] += 1
+        bad_cols = (bad.column(n).to_pylist() for n in ("partition", "offset", "reason", "message", "raw"))
+        for p, o, reason, message, raw in zip(*bad_cols, strict=True):
+            letters.append((f"{topic}:{p}:{o}", raw or b"", InvalidEventError(reason, message)))
+        for origin, original, err in letters:
+            if origin not in sent:
+                self.publisher.dead_letter(original, err, origin)
+                sent.add(origin)
+            rep.dead_reasons[err.reason] += 1
         rep.dead = sum(rep.dead_reasons.values())
         if rep.dead:
             self.publisher.flush()
+
+
+def _why(reason: str, ev: EventColumns, cols: dict[str, list[Any]], i: int, spec: FeatureSpec) -> str:
+    if reason == UNKNOWN_ITEM:
+        return f"item {cols['item'][i]!r} is not in the catalogue"
+    if reason == TOO_LATE:
+        return f"event at {int(ev.times[i])} ms: over {spec.lateness_s} s behind its partition"
+    return f"event at {int(ev.times[i])} ms: over {spec.max_ahead_s} s ahead of when it was produced"
 
 
 def _reorder(ev: EventColumns, order: I64) -> EventColumns:
