@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
 from replayrec.bus import BusConfig, BusUnavailableError, Message
 
 __all__ = ["fetch_range"]
 
 
-def fetch_range(
-    cfg: BusConfig, ranges: list[tuple[int, int, int]], timeout_s: float = 60.0
-) -> list[Message]:
-    """The records with ``start <= offset < end`` of each ``(partition, start, end)``, in partition then offset
-    order. :class:`BusUnavailableError` after ``timeout_s`` without progress."""
+def fetch_range(cfg: BusConfig, ranges: list[tuple[int, int, int]], timeout_s: float = 60.0) -> list[Message]:
+    """The records with ``start <= offset < end`` of each ``(partition, start, end)``, in partition then
+    offset order. :class:`BusUnavailableError` after ``timeout_s`` without progress."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
     todo = {p: (s, e) for p, s, e in ranges if e > s}
     if not todo:
         return []
@@ -47,15 +45,20 @@ def fetch_range(
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise BusUnavailableError(f"reading {topic}: {err}")
-                p, o = m.partition(), m.offset()
+                p, o = int(m.partition() or 0), int(m.offset() or 0)
                 if p in todo and todo[p][0] <= o < todo[p][1]:
-                    out.append(Message(topic, p, o, m.key(), m.value(), dict(m.headers() or []), m.timestamp()[1]))
+                    raw = m.headers() or []
+                    pairs = raw.items() if isinstance(raw, dict) else raw
+                    headers = {str(k): v for k, v in pairs if isinstance(v, bytes)}
+                    out.append(Message(topic, p, o, m.key(), m.value(), headers, int(m.timestamp()[1])))
             # a partition is done when its position reached the end (also when the last offsets are markers)
             for tp in consumer.position([TopicPartition(topic, p) for p in todo]):
                 if tp.offset >= todo[tp.partition][1]:
                     del todo[tp.partition]
             if todo and time.monotonic() - progress > timeout_s:
-                raise BusUnavailableError(f"reading {topic}: no progress for {timeout_s:.0f} s (left: {todo})")
+                raise BusUnavailableError(
+                    f"reading {topic}: no progress for {timeout_s:.0f} s (left: {todo})"
+                )
     finally:
         consumer.close()
     out.sort(key=lambda m: (m.partition, m.offset))

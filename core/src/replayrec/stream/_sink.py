@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from replayrec.bus import BusConfig, EventPublisher, EventReader, InvalidEventError
+from replayrec.bus import BusConfig, EventPublisher, InvalidEventError
 from replayrec.errors import ReplayrecError
 from replayrec.features import (
     TOO_LATE,
@@ -32,8 +32,9 @@ from replayrec.features import (
     build_payload,
     screen,
 )
+from replayrec.stream._fetch import fetch_range
 from replayrec.stream._metrics import StreamMetrics
-from replayrec.stream._records import KIND_EVENT, KIND_MALFORMED, KIND_RANGE, event_ms, unpack
+from replayrec.stream._records import KIND_EVENT, KIND_MALFORMED, KIND_RANGE, record_batch, unpack
 
 __all__ = ["BatchReport", "FeatureSink", "StoreLostError"]
 
@@ -205,22 +206,13 @@ class FeatureSink:
                 return meta
             per = max(CATCH_UP_CHUNK // len(todo), 1)
             stop = {p: (min(pos[p] + per, target[p]) if p in todo else pos[p]) for p in target}
-            reader = EventReader(self.cfg)  # a fresh consumer per chunk (see the source's read)
-            try:
-                consumed = reader.read(pos, stop)
-            finally:
-                reader.close()
-            ev = EventColumns(
-                np.array([c.partition for c in consumed], dtype=np.int64),
-                np.array([c.offset for c in consumed], dtype=np.int64),
-                [c.event.user for c in consumed],
-                np.array([self.items.get(c.event.item, -1) for c in consumed], dtype=np.int64),
-                np.array([event_ms(c.event) for c in consumed], dtype=np.int64),
-                [c.event.action for c in consumed],
-                np.array([c.timestamp_ms for c in consumed], dtype=np.int64),
-            )
+            ranges = [(p, pos[p], stop[p]) for p in todo]
+            table = pa.Table.from_batches([record_batch(ranges, fetch_range(self.cfg, ranges))])
+            kind = table.column("kind").to_numpy(zero_copy_only=False)
+            ev, _ = self._events(table.filter(pa.array(kind == KIND_EVENT)))
+            malformed = int((kind == KIND_MALFORMED).sum())  # dead-lettered when first read; counted again
             usable, _, wm = screen(ev, meta.watermarks, self.store.spec)
-            dead = int((~usable).sum()) + sum(reader.rejected.values())
+            dead = int((~usable).sum()) + malformed
             payload = build_payload(ev.take(usable), self.store.groups, self.store.spec)
             res = self.store.apply(meta, payload, {**meta.offsets, **stop}, wm, batch=meta.batch, dead=dead)
             if res.status != "ok":
@@ -228,21 +220,8 @@ class FeatureSink:
             rep.caught_up += payload.events
             meta = self.store.meta() or meta
 
-    def _apply_rows(
-        self,
-        meta: StoreMeta,
-        table: pa.Table,
-        new: npt.NDArray[np.bool_],
-        kind: npt.NDArray[Any],
-        target: dict[int, int],
-        batch_id: int,
-        rep: BatchReport,
-        sent: set[str],
-    ) -> str:
-        rows = table.filter(pa.array(new))
-        k = kind[new]
-        ev_rows = rows.filter(pa.array(k == KIND_EVENT))
-        bad_rows = rows.filter(pa.array(k == KIND_MALFORMED))
+    def _events(self, ev_rows: pa.Table) -> tuple[EventColumns, dict[str, list[Any]]]:
+        """The decoded events of record rows, in log order, items mapped to the catalogue's dense ids."""
         cols = {n: ev_rows.column(n).to_pylist() for n in ("user", "item", "action", "raw")}
         ev = EventColumns(
             ev_rows.column("partition").to_numpy(zero_copy_only=False).astype(np.int64),
@@ -257,6 +236,23 @@ class FeatureSink:
         if not np.array_equal(order, np.arange(len(ev))):
             ev = _reorder(ev, order)
             cols = {n: [v[i] for i in order.tolist()] for n, v in cols.items()}
+        return ev, cols
+
+    def _apply_rows(
+        self,
+        meta: StoreMeta,
+        table: pa.Table,
+        new: npt.NDArray[np.bool_],
+        kind: npt.NDArray[Any],
+        target: dict[int, int],
+        batch_id: int,
+        rep: BatchReport,
+        sent: set[str],
+    ) -> str:
+        rows = table.filter(pa.array(new))
+        k = kind[new]
+        ev, cols = self._events(rows.filter(pa.array(k == KIND_EVENT)))
+        bad_rows = rows.filter(pa.array(k == KIND_MALFORMED))
         usable, reasons, wm = screen(ev, meta.watermarks, self.store.spec)
         self._dead_letter(ev, cols, usable, reasons, bad_rows, rep, sent)
         payload = build_payload(ev.take(usable), self.store.groups, self.store.spec)

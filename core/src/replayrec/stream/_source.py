@@ -1,10 +1,12 @@
 """A Spark Structured Streaming source for the events topic, written with PySpark 4's Python Data Source API
-(Spark's JVM Kafka connector is not installable here; this one reads with the bus's kafka-python reader).
+(Spark's JVM Kafka connector is not installable here).
 
 Offsets are ``{"<partition>": next_offset}``, so Spark's checkpoint is the source of truth for what a batch
-read. ``latestOffset`` honours a row limit (``maxRecordsPerTrigger``), spread over the partitions. Each micro-
-batch becomes a few input partitions (``tasks``), each reading its share of the topic's partitions; a Kafka
-consumer is made once per Python worker process, when first needed (the reader object itself is pickled).
+read. ``latestOffset`` takes the bus's fetch high watermarks (kafka-python; one consumer per planner process,
+made when first needed: the reader object itself is pickled) and honours a row limit
+(``maxRecordsPerTrigger``), spread over the partitions. Each micro-batch becomes a few input partitions
+(``tasks``), each reading its share of the topic's partitions with librdkafka (:mod:`._fetch`) and handing
+Spark one row: the decoded records as an Arrow IPC stream.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark.sql.types import StructType
 
-from replayrec.bus import BusConfig, high_watermarks, make_reader, read_range
+from replayrec.bus import BusConfig, high_watermarks, make_reader
 from replayrec.errors import ReplayrecError
+from replayrec.stream._fetch import fetch_range
 from replayrec.stream._records import SPARK_DDL, pack, record_batch, split_limit
 
 __all__ = ["BusSource", "TopicResetError"]
@@ -89,16 +92,8 @@ class _Reader(DataSourceStreamReader):
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         if not isinstance(partition, _Slice):
             raise TypeError(f"unexpected input partition {partition!r}")
-        start = {p: s for p, s, _ in partition.ranges}
-        end = {p: e for p, _, e in partition.ranges}
-        # a consumer of its own per read (≈ 10 ms): kafka-python 3.0 re-assigned between reads of several
-        # partitions can stall on a partition (no fetch progress); one fetch loop over all of the slice's
-        # partitions (a read per partition costs a round trip each)
-        consumer = make_reader(self.cfg, client_id="replayrec-stream")
-        try:
-            messages = [m for batch in read_range(consumer, self.cfg.events_topic, start, end) for m in batch]
-        finally:
-            consumer.close()
+        # one fetch loop over all of the slice's partitions, with a librdkafka consumer of its own per read
+        messages = fetch_range(self.cfg, list(partition.ranges))
         yield pack(record_batch(list(partition.ranges), messages))
 
     def commit(self, end: dict[str, int]) -> None:
