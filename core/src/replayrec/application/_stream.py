@@ -91,6 +91,8 @@ def _options(settings: Settings, ds: Dataset, req: StreamRequest) -> JobOptions:
 
 
 def _require_services(settings: Settings) -> None:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise ReplayrecError("the stream job runs Spark, which needs a JDK 17: no java on PATH, no JAVA_HOME")
     cfg = BusConfig.from_settings(settings)
     if not broker_reachable(cfg):
         raise ReplayrecError(f"no Kafka broker at {cfg.bootstrap_servers} (start one: replayrec bus start)")
