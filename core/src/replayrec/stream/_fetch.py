@@ -5,38 +5,61 @@ it. The end offsets always come from the bus's fetch high watermarks (``replayre
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from replayrec.bus import BusConfig, BusUnavailableError, Message
 
-__all__ = ["fetch_range"]
+__all__ = ["close_consumers", "fetch_range"]
+
+#: one librdkafka consumer per process and bus, reassigned for every read (making one costs ≈ 0.2 s:
+#: connection and metadata — at 2 reads a batch, most of the freshness budget)
+_CONSUMERS: dict[tuple[str, str], Any] = {}
+
+
+def _consumer(cfg: BusConfig) -> Any:
+    from confluent_kafka import Consumer
+
+    key = (cfg.bootstrap_servers, cfg.namespace)
+    if key not in _CONSUMERS:
+        _CONSUMERS[key] = Consumer(
+            {
+                "bootstrap.servers": cfg.bootstrap_servers,
+                "group.id": "replayrec-stream",  # librdkafka wants one; nothing joins a group (assign only)
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "allow.auto.create.topics": False,
+                "fetch.wait.max.ms": 10,  # an in-flight long poll delays the next read by up to this
+                "log.connection.close": False,
+                "client.id": "replayrec-stream",
+            }
+        )
+    return _CONSUMERS[key]
+
+
+def close_consumers() -> None:
+    """Close this process's consumers."""
+    for consumer in _CONSUMERS.values():
+        consumer.close()
+    _CONSUMERS.clear()
 
 
 def fetch_range(cfg: BusConfig, ranges: list[tuple[int, int, int]], timeout_s: float = 60.0) -> list[Message]:
     """The records with ``start <= offset < end`` of each ``(partition, start, end)``, in partition then
     offset order. :class:`BusUnavailableError` after ``timeout_s`` without progress."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka import KafkaError, TopicPartition
 
     todo = {p: (s, e) for p, s, e in ranges if e > s}
     if not todo:
         return []
     topic = cfg.events_topic
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cfg.bootstrap_servers,
-            "group.id": "replayrec-stream",  # required by librdkafka; nothing joins or commits (assign only)
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "allow.auto.create.topics": False,
-            "fetch.wait.max.ms": 100,
-            "client.id": "replayrec-stream",
-        }
-    )
+    consumer = _consumer(cfg)
     out: list[Message] = []
     try:
         consumer.assign([TopicPartition(topic, p, s) for p, (s, _) in todo.items()])
         progress = time.monotonic()
         while todo:
-            msgs = consumer.consume(num_messages=20_000, timeout=0.2)
+            # consume() waits out its timeout unless it fills num_messages: short waits, then check the ends
+            msgs = consumer.consume(num_messages=20_000, timeout=0.01)
             if msgs:
                 progress = time.monotonic()
             for m in msgs:
@@ -56,10 +79,13 @@ def fetch_range(cfg: BusConfig, ranges: list[tuple[int, int, int]], timeout_s: f
                 if tp.offset >= todo[tp.partition][1]:
                     del todo[tp.partition]
             if todo and time.monotonic() - progress > timeout_s:
-                raise BusUnavailableError(
-                    f"reading {topic}: no progress for {timeout_s:.0f} s (left: {todo})"
-                )
-    finally:
+                raise BusUnavailableError(f"reading {topic}: no progress for {timeout_s:.0f} s ({todo} left)")
+        consumer.unassign()
+    except BaseException:
+        _CONSUMERS.pop(
+            (cfg.bootstrap_servers, cfg.namespace), None
+        )  # a consumer in an unknown state: drop it
         consumer.close()
+        raise
     out.sort(key=lambda m: (m.partition, m.offset))
     return out
