@@ -5,54 +5,37 @@ it. The end offsets always come from the bus's fetch high watermarks (``replayre
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from replayrec.bus import BusConfig, BusUnavailableError, Message
 
-__all__ = ["close_consumers", "fetch_range"]
-
-#: one librdkafka consumer per process and bus, reassigned for every read (making one costs ≈ 0.2 s:
-#: connection and metadata — at 2 reads a batch, most of the freshness budget)
-_CONSUMERS: dict[tuple[str, str], Any] = {}
-
-
-def _consumer(cfg: BusConfig) -> Any:
-    from confluent_kafka import Consumer
-
-    key = (cfg.bootstrap_servers, cfg.namespace)
-    if key not in _CONSUMERS:
-        _CONSUMERS[key] = Consumer(
-            {
-                "bootstrap.servers": cfg.bootstrap_servers,
-                "group.id": "replayrec-stream",  # librdkafka wants one; nothing joins a group (assign only)
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "allow.auto.create.topics": False,
-                "fetch.wait.max.ms": 10,  # an in-flight long poll delays the next read by up to this
-                "log.connection.close": False,
-                "client.id": "replayrec-stream",
-            }
-        )
-    return _CONSUMERS[key]
-
-
-def close_consumers() -> None:
-    """Close this process's consumers."""
-    for consumer in _CONSUMERS.values():
-        consumer.close()
-    _CONSUMERS.clear()
+__all__ = ["fetch_range"]
 
 
 def fetch_range(cfg: BusConfig, ranges: list[tuple[int, int, int]], timeout_s: float = 60.0) -> list[Message]:
     """The records with ``start <= offset < end`` of each ``(partition, start, end)``, in partition then
-    offset order. :class:`BusUnavailableError` after ``timeout_s`` without progress."""
-    from confluent_kafka import KafkaError, TopicPartition
+    offset order. :class:`BusUnavailableError` after ``timeout_s`` without progress.
+
+    A consumer of its own per read (≈ 10 ms to make). One long-lived consumer per process, reassigned for
+    every read, was tried: in a 5-minute benchmark the job fell behind and never caught up (not investigated
+    further; nothing here needs the consumer to live)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     todo = {p: (s, e) for p, s, e in ranges if e > s}
     if not todo:
         return []
     topic = cfg.events_topic
-    consumer = _consumer(cfg)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cfg.bootstrap_servers,
+            "group.id": "replayrec-stream",  # librdkafka wants one; nothing joins a group (assign only)
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "allow.auto.create.topics": False,
+            "fetch.wait.max.ms": 10,
+            "log.connection.close": False,
+            "client.id": "replayrec-stream",
+        }
+    )
     out: list[Message] = []
     try:
         consumer.assign([TopicPartition(topic, p, s) for p, (s, _) in todo.items()])
@@ -80,12 +63,7 @@ def fetch_range(cfg: BusConfig, ranges: list[tuple[int, int, int]], timeout_s: f
                     del todo[tp.partition]
             if todo and time.monotonic() - progress > timeout_s:
                 raise BusUnavailableError(f"reading {topic}: no progress for {timeout_s:.0f} s ({todo} left)")
-        consumer.unassign()
-    except BaseException:
-        _CONSUMERS.pop(
-            (cfg.bootstrap_servers, cfg.namespace), None
-        )  # a consumer in an unknown state: drop it
+    finally:
         consumer.close()
-        raise
     out.sort(key=lambda m: (m.partition, m.offset))
     return out
