@@ -47,7 +47,7 @@ from replayrec.bus import (
 )
 from replayrec.config import Settings
 from replayrec.errors import ConfigError, ReplayrecError
-from replayrec.runtime import PidLock, free_port, pid_alive, read_pid, spawn, stop_process
+from replayrec.runtime import PidLock, free_port, pid_alive, read_pid, spawn, stop_process, wait_started
 
 __all__ = [
     "ReplayRequest",
@@ -210,16 +210,8 @@ def replay_start_detached(settings: Settings, req: ReplayRequest, timeout_s: flo
     state_file = folder / "state.json"
     before = state_file.stat().st_mtime if state_file.is_file() else 0.0
     proc = spawn(argv, folder / "controller.log", env=settings_env(settings))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (folder / "controller.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise ReplayrecError(f"the replay controller exited ({proc.returncode}): {' | '.join(tail)}")
-        if state_file.is_file() and state_file.stat().st_mtime > before:
-            return proc.pid
-        time.sleep(0.05)
-    stop_process(proc.pid)
-    raise ReplayrecError(f"the replay controller did not start within {timeout_s:.0f} s")
+    published = lambda: state_file.is_file() and state_file.stat().st_mtime > before  # noqa: E731
+    return wait_started(proc, folder / "controller.log", published, "the replay controller", timeout_s)
 
 
 def replay_command(settings: Settings, command: str, value: str | None = None) -> ReplayState:

@@ -37,7 +37,7 @@ from replayrec.config import Settings
 from replayrec.data import Dataset
 from replayrec.errors import ConfigError, ReplayrecError
 from replayrec.features import OnlineFeatures
-from replayrec.runtime import PidLock, pid_alive, read_pid, spawn, stop_process
+from replayrec.runtime import PidLock, pid_alive, read_pid, spawn, stop_process, wait_started
 from replayrec.stream import BatchReport, FeatureSink, JobOptions, run_job
 
 __all__ = [
@@ -131,16 +131,8 @@ def stream_start_detached(settings: Settings, req: StreamRequest, timeout_s: flo
     folder.mkdir(parents=True, exist_ok=True)
     status.unlink(missing_ok=True)
     proc = spawn(argv, folder / "job.log", env=settings_env(settings))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (folder / "job.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise ReplayrecError(f"the stream job exited ({proc.returncode}): {' | '.join(tail)}")
-        if _job_state(folder).get("state") == "running":
-            return proc.pid
-        time.sleep(0.1)
-    stop_process(proc.pid)
-    raise ReplayrecError(f"the stream job did not start within {timeout_s:.0f} s (see {folder / 'job.log'})")
+    running = lambda: _job_state(folder).get("state") == "running"  # noqa: E731
+    return wait_started(proc, folder / "job.log", running, "the stream job", timeout_s)
 
 
 def _job_state(folder: Path) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,6 +22,7 @@ from replayrec.cli._common import (
     out_option,
     repeat_option,
     settings_of,
+    stop_on_signals,
 )
 
 __all__ = ["bench_bus_cmd", "bus", "replay"]
@@ -164,13 +164,7 @@ def replay_start(
         pid = app.replay_start_detached(settings, req)
         info(f"replay controller running (pid {pid}); replayrec replay status | pause | seek | stop")
         return
-    stop = threading.Event()
-
-    def _term(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _term)
-    signal.signal(signal.SIGINT, _term)
+    stop = stop_on_signals()
     state = app.run_replay(settings, req, stop, _progress if sys.stderr.isatty() else None)
     info(
         f"\nreplay {state.status}: {state.published:,} events published, {state.skipped:,} skipped, "

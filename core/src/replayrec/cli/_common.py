@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -31,6 +34,7 @@ __all__ = [
     "report_files",
     "sets_option",
     "settings_of",
+    "stop_on_signals",
     "tracking_option",
 ]
 
@@ -119,3 +123,15 @@ def parse_ks(raw: str) -> tuple[int, ...]:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def stop_on_signals() -> threading.Event:
+    """An event SIGTERM and Ctrl-C set (a foreground service finishes its step and stops cleanly)."""
+    stop = threading.Event()
+
+    def _term(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _term)
+    return stop

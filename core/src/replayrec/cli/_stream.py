@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from replayrec import application as app
-from replayrec.cli._common import dataset_option, echo_json, emit, info, json_option, out_option, settings_of
+from replayrec.cli._common import (
+    dataset_option,
+    echo_json,
+    emit,
+    info,
+    json_option,
+    out_option,
+    settings_of,
+    stop_on_signals,
+)
 
 __all__ = ["bench_stream_cmd", "stream"]
 
@@ -51,13 +57,7 @@ def stream_run(
         pid = app.stream_start_detached(settings, req)
         info(f"stream job running (pid {pid}); replayrec stream status | stop")
         return
-    stop = threading.Event()
-
-    def _term(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _term)
-    signal.signal(signal.SIGINT, _term)
+    stop = stop_on_signals()
     sys.exit(app.run_stream(settings, req, stop))
 
 

@@ -11,6 +11,7 @@ from replayrec.runtime._process import (
     spawn,
     stop_process,
     wait_for_port,
+    wait_started,
     write_json_atomic,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "spawn",
     "stop_process",
     "wait_for_port",
+    "wait_started",
     "write_json_atomic",
 ]

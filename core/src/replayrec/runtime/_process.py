@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "spawn",
     "stop_process",
     "wait_for_port",
+    "wait_started",
     "write_json_atomic",
 ]
 
@@ -216,3 +217,20 @@ def wait_for_port(
     raise ReplayrecError(
         f"nothing listens on {host}:{port} after {timeout_s:.0f} s{': ' + tail if tail else ''}"
     )
+
+
+def wait_started(
+    proc: subprocess.Popen[bytes], log: Path, ready: Callable[[], bool], what: str, timeout_s: float
+) -> int:
+    """Wait until ``ready()`` for a process :func:`spawn` started; its pid. When it exits first, or is not
+    ready within ``timeout_s`` (then it is stopped), :class:`ReplayrecError` with the end of its log."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
+            raise ReplayrecError(f"{what} exited ({proc.returncode}): {' | '.join(tail)}")
+        if ready():
+            return proc.pid
+        time.sleep(0.05)
+    stop_process(proc.pid)
+    raise ReplayrecError(f"{what} did not start within {timeout_s:.0f} s (see {log})")
