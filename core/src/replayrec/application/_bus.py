@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import start_http_server
-
 from replayrec.application._datasets import open_dataset
 from replayrec.bus import (
     BrokerHandle,
@@ -47,7 +45,16 @@ from replayrec.bus import (
 )
 from replayrec.config import Settings
 from replayrec.errors import ConfigError, ReplayrecError
-from replayrec.runtime import PidLock, free_port, pid_alive, read_pid, spawn, stop_process, wait_started
+from replayrec.runtime import (
+    PidLock,
+    free_port,
+    pid_alive,
+    read_pid,
+    serve_metrics,
+    spawn,
+    stop_process,
+    wait_started,
+)
 
 __all__ = [
     "ReplayRequest",
@@ -122,18 +129,6 @@ def _check_request(req: ReplayRequest) -> float:
     return speed
 
 
-def _metrics_server(metrics: BusMetrics, port: int | None) -> Any:
-    if port is None:
-        return None
-    try:
-        server, _thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
-    except OSError as exc:
-        log.warning(f"replay metrics not served: 127.0.0.1:{port} ({exc.strerror})")
-        return None
-    log.info(f"replay metrics on http://127.0.0.1:{port}/metrics")
-    return server
-
-
 def run_replay(
     settings: Settings,
     req: ReplayRequest,
@@ -169,7 +164,7 @@ def _replay_locked(
     )  # fmt: skip
     if stop is not None:
         controller.stop_requested = stop
-    server = _metrics_server(metrics, req.metrics_port)
+    server = serve_metrics(metrics.registry, req.metrics_port, "replay")
     log.info(
         f"replaying {len(schedule):,} events of {schedule.dataset} at speed {req.speed} "
         f"({controller.already:,} already on the log)"

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from replayrec.bus._kafka import partition_of
 from replayrec.bus._schema import encode_fields
-from replayrec.data import ACTION_OF, Dataset, spread_within_days
+from replayrec.data import ACTION_OF, Dataset, replay_times, to_ms
 from replayrec.errors import ConfigError, DataError
 
 __all__ = ["ACTION_OF", "Schedule", "build_schedule", "parse_when"]
@@ -86,7 +86,7 @@ class Schedule:
         if not len(idx):
             return []
         sel = np.asarray(idx, dtype=np.int64)
-        ms = np.round(self.times[sel] * 1000).astype(np.int64).astype("datetime64[ms]")
+        ms = to_ms(self.times[sel]).astype("datetime64[ms]")
         stamps = np.datetime_as_string(ms, unit="ms").tolist()
         users, items = self._quoted
         prefix = json.dumps(f"{self.dataset}:")[:-1]
@@ -121,9 +121,8 @@ def build_schedule(
     ev = dataset.events
     if len(ev) and int(ev["timestamp"].max()) == 0:
         raise DataError(f"dataset {dataset.name} has no event times: it cannot be replayed in time order")
-    order = np.argsort(ev["seq"].to_numpy(), kind="stable")
+    order, times = replay_times(ev)
     seq = ev["seq"].to_numpy(np.int64)[order]
-    times = spread_within_days(ev["timestamp"].to_numpy(np.int64)[order])
     keep = np.ones(seq.size, dtype=bool)
     if start is not None:
         keep &= times >= start

@@ -8,7 +8,7 @@ from replayrec.data._interactions import Catalog, Interactions, UserSequences
 from replayrec.data._prepare import prepare, training_mask, write_prepared
 from replayrec.data._registry import DATASETS, DataFile, DatasetSpec, get_spec, md5_of, verify_files
 from replayrec.data._synthetic import SyntheticWorld, WorldConfig, generate_world
-from replayrec.data._times import ACTION_OF, DAY, event_times_ms, spread_within_days
+from replayrec.data._times import ACTION_OF, DAY, replay_times, spread_within_days, to_ms
 
 __all__ = [
     "ACTION_OF",
@@ -29,7 +29,6 @@ __all__ = [
     "download_dataset",
     "download_file",
     "ensure_prepared",
-    "event_times_ms",
     "generate_world",
     "get_spec",
     "k_core",
@@ -40,7 +39,9 @@ __all__ = [
     "prepared_path",
     "read_ratings_csv",
     "read_reviews_json",
+    "replay_times",
     "spread_within_days",
+    "to_ms",
     "training_mask",
     "verify_files",
     "write_prepared",

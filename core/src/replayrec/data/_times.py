@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
-__all__ = ["ACTION_OF", "DAY", "event_times_ms", "spread_within_days"]
+__all__ = ["ACTION_OF", "DAY", "replay_times", "spread_within_days", "to_ms"]
 
 DAY = 86_400
 #: prepared-data actions → event-schema actions (what the bus carries and the features count)
@@ -30,7 +31,14 @@ def spread_within_days(timestamps: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return out + rank * (DAY / np.repeat(counts, counts))
 
 
-def event_times_ms(timestamps: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """The events' times on the bus, in Unix milliseconds: :func:`spread_within_days`, rounded to the
-    millisecond exactly as the replay encodes them."""
-    return np.round(spread_within_days(timestamps) * 1000).astype(np.int64)
+def replay_times(events: pd.DataFrame) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The replay's view of an events table: the row order (the global ``seq`` order) and each event's time
+    on the continuous clock (:func:`spread_within_days`), in that order. The replay controller and the
+    offline features both use it, so they agree on every event's time."""
+    order = np.argsort(events["seq"].to_numpy(), kind="stable").astype(np.int64)
+    return order, spread_within_days(events["timestamp"].to_numpy(np.int64)[order])
+
+
+def to_ms(seconds: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Unix seconds → the integer milliseconds the bus carries (rounded to the nearest)."""
+    return np.round(np.asarray(seconds, dtype=np.float64) * 1000).astype(np.int64)

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from replayrec.data import ACTION_OF, Dataset, Interactions, event_times_ms
+from replayrec.data import ACTION_OF, Dataset, Interactions, replay_times, to_ms
 from replayrec.errors import DataError
 from replayrec.features._spec import (
     FeatureSpec,
@@ -129,8 +129,8 @@ class OfflineFeatures:
         """The dataset's events as the replay puts them on the bus (raw user ids, times spread within days);
         with ``since_ms`` / ``until_ms``, only those of a replayed range ``[since, until)``."""
         ev = dataset.events
-        order = np.argsort(ev["seq"].to_numpy(), kind="stable")
-        times = event_times_ms(ev["timestamp"].to_numpy(np.int64)[order])
+        order, seconds = replay_times(ev)
+        times = to_ms(seconds)
         keep = np.ones(order.size, dtype=bool)
         if since_ms is not None:
             keep &= times >= since_ms

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import signal
 import socket
@@ -14,7 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, start_http_server
+
 from replayrec.errors import ReplayrecError
+
+log = logging.getLogger("replayrec")
 
 __all__ = [
     "PidLock",
@@ -23,6 +28,7 @@ __all__ = [
     "pid_alive",
     "port_open",
     "read_pid",
+    "serve_metrics",
     "spawn",
     "stop_process",
     "wait_for_port",
@@ -234,3 +240,17 @@ def wait_started(
         time.sleep(0.05)
     stop_process(proc.pid)
     raise ReplayrecError(f"{what} did not start within {timeout_s:.0f} s (see {log})")
+
+
+def serve_metrics(registry: CollectorRegistry, port: int | None, what: str) -> Any:
+    """Prometheus ``/metrics`` of ``registry`` on 127.0.0.1:``port`` (``None``: not served); the server, or
+    ``None`` with a warning when the port is taken (metrics never stop the process serving them)."""
+    if port is None:
+        return None
+    try:
+        server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        log.warning("%s metrics not served: 127.0.0.1:%d (%s)", what, port, exc.strerror)
+        return None
+    log.info("%s metrics on http://127.0.0.1:%d/metrics", what, port)
+    return server

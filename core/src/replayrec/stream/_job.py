@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from prometheus_client import start_http_server
 
 from replayrec.bus import BusConfig, BusUnavailableError, high_watermarks, make_reader
 from replayrec.errors import ReplayrecError
 from replayrec.features import OnlineFeatures
-from replayrec.runtime import write_json_atomic
+from replayrec.runtime import serve_metrics, write_json_atomic
 from replayrec.stream._metrics import StreamMetrics
 from replayrec.stream._sink import FeatureSink
 
@@ -108,7 +107,7 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
     store = OnlineFeatures.connect(opts.redis_url, opts.bus.namespace, opts.groups)
     sink = FeatureSink(store, opts.bus, opts.item_index, opts.catalog, metrics=metrics)
     lag_reader = make_reader(opts.bus, client_id="replayrec-stream-lag")
-    server = _metrics_server(metrics, opts.metrics_port)
+    server = serve_metrics(metrics.registry, opts.metrics_port, "stream")
     running: dict[str, Any] = {}  # the query, once started (its progress reports the previous batch)
     rc, error = 0, None
     try:
@@ -238,15 +237,3 @@ def _rotate(path: Path, limit: int = 64 * 2**20) -> None:
             path.replace(path.with_name(path.name + ".1"))
     except FileNotFoundError:
         pass
-
-
-def _metrics_server(metrics: StreamMetrics, port: int | None) -> Any:
-    if port is None:
-        return None
-    try:
-        server, _thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
-    except OSError as exc:
-        log.warning("stream metrics not served: 127.0.0.1:%d (%s)", port, exc.strerror)
-        return None
-    log.info("stream metrics on http://127.0.0.1:%d/metrics", port)
-    return server
