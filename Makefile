@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the development install: core and every plugin with their training extras (the serving profile is the
 # packages without extras: `replayrec bench serving-profile`, tests/test_serving_profile.py)
-PACKAGES := core[train,postgres,testing,broker,stream] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml)))
+PACKAGES := core[train,postgres,testing,broker,stream] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml))) \
+	serving[testing]
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint typecheck pytest clean
 
-$(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+$(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml) serving/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt \
 		-r requirements/lock.txt $(foreach p,$(PACKAGES),-e '$(p)')

@@ -196,8 +196,16 @@ class EventPublisher:
             self.metrics.record_produced(n, "live")
         return futures
 
-    def ingest(self, payloads: Iterable[Any], origin: str = "ingest", flush: bool = True) -> IngestResult:
-        """Validate and produce each payload; refused ones go to the dead-letter topic with their reason."""
+    def ingest(
+        self,
+        payloads: Iterable[Any],
+        origin: str = "ingest",
+        flush: bool = True,
+        flush_timeout_s: float = 30.0,
+    ) -> IngestResult:
+        """Validate and produce each payload; refused ones go to the dead-letter topic with their reason.
+        With ``flush``, wait up to ``flush_timeout_s`` for the broker's acknowledgements: what it did not
+        acknowledge by then is ``failed``."""
         result = IngestResult()
         good: list[Event] = []
         for i, payload in enumerate(payloads):
@@ -216,7 +224,7 @@ class EventPublisher:
         futures = self.publish(good)
         if flush:
             with contextlib.suppress(KafkaError):  # per-event failures are read from the futures
-                self._producer.flush(timeout=30.0)
+                self._producer.flush(timeout=flush_timeout_s)
             for ev, fut in zip(good, futures, strict=True):
                 (result.accepted if fut.succeeded() else result.failed).append(ev.event_id)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -96,7 +97,18 @@ cli.add_command(stream)
 bench.add_command(bench_stream_cmd)
 
 
+def _extensions() -> None:
+    """Commands other installed packages add (entry points ``replayrec.cli``: ``register(cli)``), e.g.
+    replayrec-serving's ``serve``; a broken one is skipped with a warning naming it."""
+    for ep in entry_points(group="replayrec.cli"):
+        try:
+            ep.load()(cli)
+        except Exception as exc:  # a broken extension must not take the core commands down with it
+            click.echo(f"warning: CLI extension {ep.name} ({ep.value}) not loaded: {exc}", err=True)
+
+
 def main() -> None:
+    _extensions()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

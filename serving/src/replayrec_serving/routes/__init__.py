@@ -1,0 +1,5 @@
+"""The service's routers, one per resource."""
+
+from replayrec_serving.routes import admin, events, health, recommendations, replay
+
+__all__ = ["admin", "events", "health", "recommendations", "replay"]

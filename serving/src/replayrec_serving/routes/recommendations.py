@@ -1,0 +1,53 @@
+"""``GET /v1/recommendations/{user_id}``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query
+from fastapi.concurrency import run_in_threadpool
+
+from replayrec_serving._deps import ServiceDep
+from replayrec_serving._schemas import ITEM_ID, USER_ID, RecommendationsResponse
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+
+
+def _history(raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    items = [h for h in raw.split(",") if h]
+    if len(items) > 200:
+        raise HTTPException(422, f"history: at most 200 item ids, got {len(items)}")
+    bad = [h for h in items if not re.match(ITEM_ID, h)]
+    if bad:
+        raise HTTPException(422, f"history: {bad[0][:40]!r} is not an item id (letters, digits, _ . : @ -)")
+    return items
+
+
+@router.get(
+    "/recommendations/{user_id}", response_model=RecommendationsResponse, response_model_exclude_none=True
+)
+async def recommendations(
+    service: ServiceDep,
+    user_id: Annotated[str, Path(pattern=USER_ID, description="the shop's user id")],
+    k: Annotated[int, Query(ge=1, le=100, description="list length")] = 10,
+    explain: Annotated[bool, Query(description="each stage's score and the reasons")] = False,
+    history: Annotated[
+        str | None,
+        Query(
+            max_length=8192,
+            description="the user's recent item ids, oldest first, comma-separated: used "
+            "only when the online profile cannot be read",
+        ),
+    ] = None,
+    cache_control: Annotated[str | None, Header(description="no-cache: skip the result cache")] = None,
+) -> dict[str, Any]:
+    """The user's top ``k`` now: the online profile (history, exclusions) through the cascade of the arm the
+    user is routed to. Users without events get recent popularity (``cold_start``), never an error."""
+    hist = _history(history)
+    use_cache = "no-cache" not in (cache_control or "").lower()
+    return await run_in_threadpool(service.recommend, user_id, k, explain, hist, use_cache)
