@@ -104,3 +104,47 @@ def test_serving_env_cli_lists_plugins_and_refuses_training(
     )
     assert by_alias.returncode == 2, by_alias.stderr
     assert "needs replayrec-core[train]" in by_alias.stderr
+
+
+def test_serving_env_runs_the_http_service_on_the_trained_cascade(
+    serving_python: Path, trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """``replayrec serve`` from the serving environment (replayrec-serving, no MLflow: models named
+    ``<plugin>@latest``) answers over HTTP with the three models; no online store, so degraded but 200."""
+    import time
+    import urllib.request
+    import uuid
+
+    from replayrec.runtime import free_port, spawn, stop_process
+
+    cascade = tmp_path / "cascade.yaml"
+    cascade.write_text(
+        "recall: {k: 50, channels: [{type: lightgcn, model: lightgcn@latest}]}\n"
+        "rank: {type: din, model: din@latest, k: 20}\nrerank: {type: ranknet, model: ranknet@latest, k: 10}\n"
+    )
+    port = free_port()
+    env = {
+        **_env(trained),
+        "REPLAYREC_PORT": str(port),
+        "REPLAYREC_CASCADE": str(cascade),
+        "REPLAYREC_BUS_NAMESPACE": f"p{uuid.uuid4().hex[:8]}",
+        "REPLAYREC_WARMUP_REQUESTS": "3",
+    }
+    proc = spawn([str(serving_python.parent / "replayrec"), "serve"], tmp_path / "serve.log", env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, body = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/v1/recommendations/0?k=10", timeout=5) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert body is not None, (tmp_path / "serve.log").read_text()[-2000:]
+        assert body["arm"] == "prod"
+        assert set(body["versions"]) == {"lightgcn", "din", "ranknet"}
+        assert len(body["items"]) == 10
+        assert body["degraded"]  # no online store in this namespace: answered all the same
+    finally:
+        stop_process(proc.pid, timeout_s=15)

@@ -14,6 +14,8 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from replayrec.promotion import bucket_quantile
+
 __all__ = ["LATENCY_BUCKETS_MS", "ArmStats", "ServiceMetrics", "render_metrics"]
 
 log = logging.getLogger("replayrec.serving")
@@ -61,16 +63,21 @@ class ServiceMetrics:
             "replayrec_serve_online_hits_total", "next events that were in the list served, by arm",
             ["arm", "hit"], registry=r,
         )  # fmt: skip
+        self._served: set[tuple[str, str, str]] = set()
         self.shadow_overlap = Histogram(
             "replayrec_serve_shadow_overlap", "overlap@k of the shadow arm's list with the shown one",
             ["arm"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=r,
         )  # fmt: skip
 
     def set_models(self, arms: Iterable[Any]) -> None:
-        self.model.clear()
-        for arm in arms:
-            for plugin, version in arm.versions.items():
-                self.model.labels(arm.name, plugin, version).set(1)
+        """1 for every (arm, plugin, version) served now, 0 for those served before (``clear`` does not
+        exist in multiprocess mode)."""
+        now = {(arm.name, p, v) for arm in arms for p, v in arm.versions.items()}
+        for labels in self._served - now:
+            self.model.labels(*labels).set(0)
+        for labels in now:
+            self.model.labels(*labels).set(1)
+        self._served = now
 
 
 def render_metrics(metrics: ServiceMetrics) -> bytes:
@@ -148,24 +155,6 @@ class ArmStats:
             self.r.delete(*keys)
 
 
-def _quantile(hist: dict[float, int], q: float) -> float | None:
-    n = sum(hist.values())
-    if n == 0:
-        return None
-    target = q * n
-    acc = 0
-    lo = 0.0
-    for edge in sorted(hist):
-        c = hist[edge]
-        if acc + c >= target and c > 0:
-            if edge == float("inf"):
-                return lo
-            return lo + (edge - lo) * (target - acc) / c  # linear inside the bucket, as Prometheus does
-        acc += c
-        lo = edge
-    return lo
-
-
 def summarise(raw: dict[str, str]) -> dict[str, Any]:
     counts = {f: int(raw.get(f, 0)) for f in ArmStats.FIELDS}
     hist = {float(k[4:]): int(v) for k, v in raw.items() if k.startswith("lat:")}
@@ -176,8 +165,8 @@ def summarise(raw: dict[str, str]) -> dict[str, Any]:
         "error_rate": counts["errors"] / req if req else 0.0,
         "hr": counts["hits"] / ev if ev else None,
         "ctr": counts["clicks"] / imp if imp else None,
-        "p50_ms": _quantile(hist, 0.5),
-        "p99_ms": _quantile(hist, 0.99),
+        "p50_ms": bucket_quantile(hist, 0.5),  # the canary gate's reading of the same buckets
+        "p99_ms": bucket_quantile(hist, 0.99),
         "latency_buckets_ms": {
             ("inf" if k == float("inf") else f"{k:g}"): v for k, v in sorted(hist.items())
         },

@@ -132,7 +132,8 @@ class ModelManager:
             node["model"] = path
 
         _walk_models(resolved, visit)
-        blob = json.dumps(resolved, sort_keys=True, default=str).encode()
+        # the versions too: two versions registered from one artifact are still two arms' worth of numbers
+        blob = json.dumps([resolved, versions], sort_keys=True, default=str).encode()
         return resolved, versions, hashlib.sha256(blob).hexdigest()[:16]
 
     def canary_layout(self) -> dict[str, Any] | None:
@@ -164,7 +165,7 @@ class ModelManager:
         cached = self._built.get(key)
         if cached is not None:
             self._built.move_to_end(key)
-            return replace(cached, name=name)
+            return replace(cached, name=name, versions=versions)
         config = CascadeConfig.from_mapping(resolved, source=f"arm {name}")
         resolver = StageResolver(self.settings, self.dataset.name, self.context, self.uri)
         cascade = Cascade.build(config, resolver.context_for)

@@ -250,7 +250,9 @@ class RecommendationService:
             degraded.append(f"store-{exc.status}")
         cache_key = None
         if profile is not None and profile.version > 0 and arm is not None and self.settings.cache_ttl_s:
-            cache_key = f"{self.prefix}cache:{arm.key}:{k}:{int(explain_it)}:{user}:{profile.version}"
+            cache_key = (
+                f"{self.prefix}cache:{arm.name}:{arm.key}:{k}:{int(explain_it)}:{user}:{profile.version}"
+            )
             cached = self._cache_get(cache_key) if use_cache else None
             if cached is not None:
                 cached.update(request_id=uuid.uuid4().hex, cached=True, as_of_ms=at_ms)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from replayrec.config import Settings
 
@@ -48,7 +49,7 @@ class ServiceSettings(Settings):
     )
     tracking_uri: str | None = Field(default=None, description="MLflow registry URI")
     admin_token: SecretStr | None = Field(default=None, description="admin bearer token (unset: admin off)")
-    cors_origins: list[str] = Field(
+    cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:8000"], description="the UI's origin(s)"
     )
     cache_ttl_s: int = Field(default=30, ge=0, le=86_400, description="result cache TTL (0: no cache)")
@@ -69,7 +70,9 @@ class ServiceSettings(Settings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):  # from the environment: JSON, or comma-separated
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 

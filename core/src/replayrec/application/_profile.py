@@ -44,6 +44,7 @@ SERVING_PACKAGES = (
     "plugins/recall_lightgcn",
     "plugins/rank_din",
     "plugins/rerank_ranknet",
+    "serving",
 )
 #: what the serving profile must not hold
 TRAINING_ONLY = ("torch", "lightning", "mlflow", "ray", "pytest")

@@ -1,6 +1,10 @@
-"""*canary* gate: replay the newest held-out requests in time order, route each user by a deterministic
-hash (``fraction`` to the candidate's cascade, the rest to prod's), serve every request on its own and
-compare HR@k, latency and errors with significance tests. A failing canary is rolled back automatically."""
+"""*canary* gate: set the ``canary`` alias, then compare the candidate with prod on HR@k, latency and errors
+with significance tests. A failing canary is rolled back automatically.
+
+The numbers come from one of two sources (``canary.source``). ``simulate`` (the default, offline runs): replay
+the newest held-out requests in time order, route each user by a deterministic hash (``fraction`` to the
+candidate's cascade, the rest to prod's) and serve every request on its own. ``live``: read the running
+service's per-arm counters (:mod:`replayrec.promotion._canary_live`)."""
 
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ from threadpoolctl import threadpool_limits
 from replayrec.cascade import Cascade, CascadeConfig, trained_cascade
 from replayrec.errors import ConfigError
 from replayrec.evaluation import build_requests
+from replayrec.promotion._canary_live import observe_live
 from replayrec.promotion._context import FaultInjection, PipelineContext
-from replayrec.promotion._gates import Check, Decision
+from replayrec.promotion._gates import CanaryGate, Check, Decision
 from replayrec.registry import VersionInfo
 from replayrec.stages import Candidate, Request
 
@@ -93,6 +98,8 @@ class _Arm:
         n = len(self.latency_ms)
         return {
             "requests": n,
+            "hits": int(sum(self.hits)),
+            "events": len(self.hits),  # the requests HR is measured on (errors have no list)
             "hr": float(np.mean(self.hits)) if self.hits else float("nan"),
             "errors": self.errors,
             "error_rate": self.errors / n if n else 0.0,
@@ -107,13 +114,64 @@ def _traffic(ctx: PipelineContext) -> tuple[list[Request], list[Any]]:
     return build_requests(test, order, ctx.split.history_len), [test.targets(int(r)) for r in order]
 
 
-def _checks(
-    ctx: PipelineContext, canary: dict[str, Any], prod: dict[str, Any] | None, arms: Any
-) -> list[Check]:
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _hr_check(g: CanaryGate, canary: dict[str, Any], prod: dict[str, Any]) -> Check:
+    """One-sided two-proportion z-test on hits / events: is the canary's HR@k significantly below prod's?"""
     from scipy import stats  # 0.6 s to import: only when a canary is judged
 
-    g = ctx.gates.canary
-    k = g.k
+    name = f"HR@{g.k} not significantly below prod (α={g.alpha})"
+    (h1, n1), (h2, n2) = (canary["hits"], canary["events"]), (prod["hits"], prod["events"])
+    if n1 == 0 or n2 == 0:
+        return Check(name, True, f"no events yet (canary n={n1}, prod n={n2})")
+    p1, p2 = h1 / n1, h2 / n2
+    pooled = (h1 + h2) / (n1 + n2)
+    se = float(np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)))
+    p_hr = float(stats.norm.cdf((p1 - p2) / se)) if se > 0 else 0.5
+    detail = f"{p1:.4f} (n={n1}) vs {p2:.4f} (n={n2}), one-sided p={p_hr:.3g}"
+    return Check(name, not (p_hr < g.alpha), detail, {"p_value": p_hr})
+
+
+def _latency_check(g: CanaryGate, canary: dict[str, Any], prod: dict[str, Any], p_lat: float | None) -> Check:
+    """Canary p99 ≤ factor × prod p99 + slack; with samples (``p_lat``: Mann-Whitney) only if significant."""
+    name = f"latency p99 ≤ {g.latency_factor}× prod + {g.latency_slack_ms} ms"
+    c99, p99 = canary["p99_ms"], prod["p99_ms"]
+    if c99 is None or p99 is None:
+        return Check(name, True, f"no requests to compare (p99 {_ms(c99)} vs {_ms(p99)} ms)")
+    limit = g.latency_factor * p99 + g.latency_slack_ms
+    slow = c99 > limit and (p_lat is None or p_lat < g.alpha)
+    test = "from latency buckets" if p_lat is None else f"Mann-Whitney one-sided p={p_lat:.3g}"
+    numbers: dict[str, Any] = {"p_value": p_lat, "limit_ms": limit}
+    return Check(name, not slow, f"p99 {c99:.2f} vs {p99:.2f} ms (limit {limit:.2f}), {test}", numbers)
+
+
+def _error_check(g: CanaryGate, canary: dict[str, Any], prod: dict[str, Any]) -> Check:
+    from scipy import stats
+
+    table = [
+        [canary["errors"], max(canary["requests"] - canary["errors"], 0)],
+        [prod["errors"], max(prod["requests"] - prod["errors"], 0)],
+    ]
+    p_err = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    return Check(
+        "errors not significantly above prod",
+        not (p_err < g.alpha and canary["errors"] > 0),
+        f"{canary['errors']} vs {prod['errors']} errors, Fisher one-sided p={p_err:.3g}",
+        {"p_value": p_err},
+    )
+
+
+def _checks(
+    g: CanaryGate,
+    canary: dict[str, Any],
+    prod: dict[str, Any] | None,
+    p_lat: float | None = None,
+    no_prod: str = "no prod cascade to compare with",
+) -> list[Check]:
+    """The checks both sources share: error rate and p99 budget, then (with a prod) the tests against it."""
+    c99 = canary["p99_ms"]
     checks = [
         Check(
             f"error rate ≤ {g.max_error_rate:.2%}",
@@ -122,74 +180,28 @@ def _checks(
         ),
         Check(
             f"p99 ≤ {g.p99_budget_ms} ms",
-            canary["p99_ms"] <= g.p99_budget_ms,
-            f"canary p50 {canary['p50_ms']:.2f} / p99 {canary['p99_ms']:.2f} ms",
+            c99 is None or c99 <= g.p99_budget_ms,
+            f"canary p50 {_ms(canary['p50_ms'])} / p99 {_ms(c99)} ms",
         ),
     ]
     if prod is None:
-        checks.append(Check(f"HR@{k} vs prod", True, "no prod cascade to compare with"))
-        return checks
-    cand_arm, prod_arm = arms
-    n1, n2 = len(cand_arm.hits), len(prod_arm.hits)
-    p1, p2 = canary["hr"], prod["hr"]
-    pooled = (p1 * n1 + p2 * n2) / max(n1 + n2, 1)
-    se = float(np.sqrt(pooled * (1 - pooled) * (1 / max(n1, 1) + 1 / max(n2, 1))))
-    p_hr = float(stats.norm.cdf((p1 - p2) / se)) if se > 0 else 0.5  # one-sided: canary worse
-    checks.append(
-        Check(
-            f"HR@{k} not significantly below prod (α={g.alpha})",
-            not (p_hr < g.alpha),
-            f"{p1:.4f} (n={n1}) vs {p2:.4f} (n={n2}), one-sided p={p_hr:.3g}",
-            {"p_value": p_hr},
-        )
-    )
-    p_lat = float(stats.mannwhitneyu(cand_arm.latency_ms, prod_arm.latency_ms, alternative="greater").pvalue)
-    limit = g.latency_factor * prod["p99_ms"] + g.latency_slack_ms
-    slow = canary["p99_ms"] > limit and p_lat < g.alpha
-    checks.append(
-        Check(
-            f"latency p99 ≤ {g.latency_factor}× prod + {g.latency_slack_ms} ms",
-            not slow,
-            f"p99 {canary['p99_ms']:.2f} vs {prod['p99_ms']:.2f} ms (limit {limit:.2f}), "
-            f"Mann-Whitney one-sided p={p_lat:.3g}",
-            {"p_value": p_lat, "limit_ms": limit},
-        )
-    )
-    table = [
-        [canary["errors"], canary["requests"] - canary["errors"]],
-        [prod["errors"], prod["requests"] - prod["errors"]],
+        return [*checks, Check(f"HR@{g.k} vs prod", True, no_prod)]
+    return [
+        *checks,
+        _hr_check(g, canary, prod),
+        _latency_check(g, canary, prod, p_lat),
+        _error_check(g, canary, prod),
     ]
-    p_err = float(stats.fisher_exact(table, alternative="greater").pvalue)
-    checks.append(
-        Check(
-            "errors not significantly above prod",
-            not (p_err < g.alpha and canary["errors"] > 0),
-            f"{canary['errors']} vs {prod['errors']} errors, Fisher one-sided p={p_err:.3g}",
-            {"p_value": p_err},
-        )
-    )
-    return checks
 
 
-def canary_step(ctx: PipelineContext, candidate: VersionInfo) -> Decision:
+def _replay(ctx: PipelineContext, cand_arm: _Arm, prod_arm: _Arm | None, arms: str) -> None:
     g = ctx.gates.canary
-    reg = ctx.registry
-    before = reg.by_alias(ctx.plugin, "canary")
-    reg.set_alias(ctx.plugin, "canary", candidate.version)
-    prod = reg.by_alias(ctx.plugin, "prod")
-    if prod is not None and prod.version == candidate.version:
-        prod = None
-    build = ctx.resolver.context_for
-    cand_arm = _Arm("canary", Cascade.build(cascade_for(ctx, candidate.artifact), build), ctx.fault)
-    prod_arm = _Arm("prod", Cascade.build(cascade_for(ctx, prod.artifact), build)) if prod else None
     for arm in (cand_arm, prod_arm):
         if arm is not None:
             arm.cascade.warmup()
     requests, targets = _traffic(ctx)
     ctx.echo(
-        f"[canary] replaying {len(requests):,} held-out requests, "
-        f"{g.fraction:.0%} of users to v{candidate.version}"
-        + (f", the rest to prod v{prod.version}" if prod else " (no prod: the rest is not served)")
+        f"[canary] replaying {len(requests):,} held-out requests, {g.fraction:.0%} of users to {arms}"
         + (f"; fault injection {ctx.fault}" if ctx.fault.active else "")
     )
     with threadpool_limits(1):
@@ -198,14 +210,61 @@ def canary_step(ctx: PipelineContext, candidate: VersionInfo) -> Decision:
                 cand_arm.serve(req, tgt, g.k)
             elif prod_arm is not None:
                 prod_arm.serve(req, tgt, g.k)
+
+
+def _simulate(ctx: PipelineContext, candidate: VersionInfo) -> tuple[list[Check], dict[str, Any]]:
+    """Replayed held-out traffic through the candidate's and prod's cascades."""
+    from scipy import stats
+
+    prod = ctx.registry.by_alias(ctx.plugin, "prod")
+    if prod is not None and prod.version == candidate.version:
+        prod = None
+    build = ctx.resolver.context_for
+    cand_arm = _Arm("canary", Cascade.build(cascade_for(ctx, candidate.artifact), build), ctx.fault)
+    prod_arm = _Arm("prod", Cascade.build(cascade_for(ctx, prod.artifact), build)) if prod else None
+    rest = f", the rest to prod v{prod.version}" if prod else " (no prod: the rest is not served)"
+    _replay(ctx, cand_arm, prod_arm, f"v{candidate.version}{rest}")
     canary = cand_arm.summary()
     control = prod_arm.summary() if prod_arm is not None else None
-    checks = _checks(ctx, canary, control, (cand_arm, prod_arm))
+    p_lat = None
+    if prod_arm is not None:
+        mw = stats.mannwhitneyu(cand_arm.latency_ms, prod_arm.latency_ms, alternative="greater")
+        p_lat = float(mw.pvalue)
+    checks = _checks(ctx.gates.canary, canary, control, p_lat)
     numbers = {"canary": canary, "prod": control, "prod_version": prod.version if prod else None}
+    return checks, {**numbers, "source": "simulate"}
+
+
+def _live(ctx: PipelineContext, candidate: VersionInfo) -> tuple[list[Check], dict[str, Any]]:
+    """The running service's own per-arm numbers over an observation window."""
+    seen = observe_live(ctx, candidate.version)
+    if seen.observed is None or seen.canary is None:  # never served the candidate, or unreachable
+        return [seen.served], seen.numbers
+    judged = _checks(ctx.gates.canary, seen.canary, seen.prod, no_prod="the service has no prod arm")
+    return [seen.served, seen.observed, *judged], seen.numbers
+
+
+def _roll_back(ctx: PipelineContext, candidate: VersionInfo, before: VersionInfo | None) -> None:
+    """The canary alias goes back to where it was before this gate set it."""
+    if before is not None and before.version != candidate.version:
+        ctx.registry.set_alias(ctx.plugin, "canary", before.version)
+    else:
+        ctx.registry.delete_alias(ctx.plugin, "canary")
+
+
+def canary_step(ctx: PipelineContext, candidate: VersionInfo) -> Decision:
+    """Point ``canary`` at the candidate, judge it on simulated or live traffic (``canary.source``), and roll
+    the alias back when it fails (or the judging itself raises)."""
+    reg = ctx.registry
+    before = reg.by_alias(ctx.plugin, "canary")
+    reg.set_alias(ctx.plugin, "canary", candidate.version)
+    judge = _live if ctx.gates.canary.source == "live" else _simulate
+    try:
+        checks, numbers = judge(ctx, candidate)
+    except BaseException:
+        _roll_back(ctx, candidate, before)
+        raise
     decision = Decision.from_checks("canary", ctx.plugin, candidate.version, checks, numbers)
-    if not decision.passed:  # automatic rollback: the canary alias goes back to where it was
-        if before is not None and before.version != candidate.version:
-            reg.set_alias(ctx.plugin, "canary", before.version)
-        else:
-            reg.delete_alias(ctx.plugin, "canary")
+    if not decision.passed:  # automatic rollback
+        _roll_back(ctx, candidate, before)
     return decision

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from replayrec.errors import ConfigError, describe_validation_error
 
@@ -47,7 +48,8 @@ class StageGate(_Closed):
 
 
 class CanaryGate(_Closed):
-    """Replayed held-out traffic split by user hash between the prod cascade and the candidate cascade."""
+    """The candidate against prod on a slice of users: replayed held-out traffic split by user hash between
+    the two cascades (``source: simulate``), or the running service's live per-arm numbers (``live``)."""
 
     fraction: float = Field(0.1, gt=0, lt=1)
     salt: str = "replayrec-canary"
@@ -61,6 +63,26 @@ class CanaryGate(_Closed):
     p99_budget_ms: float = Field(50.0, gt=0)
     #: ... and its error rate at most this
     max_error_rate: float = Field(0.001, ge=0, lt=1)
+    #: ``simulate`` replays held-out requests in-process (offline runs); ``live`` sets the alias, then reads
+    #: the service's counters from ``GET {service_url}/v1/arms`` and judges them with the same thresholds
+    source: Literal["simulate", "live"] = "simulate"
+    service_url: str | None = Field(None, validate_default=True)
+    #: live: how long to wait for the service to serve the canary version, and again for ``min_requests``
+    #: new canary requests (fewer fail the gate); ``poll_s`` between two reads
+    observe_s: float = Field(60.0, gt=0)
+    min_requests: int = Field(200, ge=1)
+    poll_s: float = Field(2.0, gt=0)
+
+    @field_validator("service_url")
+    @classmethod
+    def _live_needs_an_http_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if url is None:
+            if info.data.get("source") == "live":
+                raise ValueError("source: live needs the service's URL (http://host:port)")
+            return None
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url.rstrip("/")
 
 
 class GateConfig(_Closed):
