@@ -176,6 +176,10 @@ def test_online_equals_offline_under_any_batching(store: OnlineFeatures) -> None
     at = int(off.times[-1]) + 1
     ids = np.arange(N_ITEMS)
     assert store.item_stats(ids).same_as(off.item_stats(ids, at))
+    for days in (1, 7, 30, 365):  # summed in Redis: the same numbers as the definition's window
+        got = store.item_features(ids, at, days)
+        want = off.item_features(ids, at, days)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), days
     assert store.global_counts() == off.global_counts(at)
     assert store.popular(at, 30, 10) == off.popular(at, 30, 10)
     assert store.users() == sorted(set(_table()[0]))
@@ -280,6 +284,8 @@ def test_readers_refuse_a_store_that_is_missing_or_rebuilding(store: OnlineFeatu
     with pytest.raises(StoreNotReadyError, match="rebuilt") as rebuilding:
         store.item_stats([1, 2])
     assert rebuilding.value.status == "rebuilding"
+    with pytest.raises(StoreNotReadyError, match="rebuilt"):
+        store.item_features([1, 2], T0, 30)
 
 
 def test_an_event_dated_after_its_production_is_refused_and_moves_nothing() -> None:

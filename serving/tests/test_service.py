@@ -127,6 +127,7 @@ class Load:
     users: list[str]
     codes: list[int] = field(default_factory=list)
     arms: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # (asked at, arm) of each answer
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:

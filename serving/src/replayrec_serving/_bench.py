@@ -36,7 +36,7 @@ from replayrec.application import (
     wait_for_stream,
 )
 from replayrec.bus import BusConfig, broker_reachable
-from replayrec.cli._common import echo_json, json_option, repeat_option, settings_of
+from replayrec.cli._common import echo_json, json_option, out_option, repeat_option, settings_of
 from replayrec.errors import ConfigError, ReplayrecError
 from replayrec_serving._ops import running_service
 from replayrec_serving._settings import ServiceSettings
@@ -139,7 +139,7 @@ def _warm(url: str, users: list[str]) -> None:
 def bench_serve(
     settings: ServiceSettings,
     duration_s: int = 20,
-    connections: int = 16,
+    connections: int = 4,
     threads: int = 1,
     repeat: int = 3,
     users: int = 20_000,
@@ -194,7 +194,9 @@ def bench_serve(
 
 @click.command("serve")
 @click.option("--duration", "duration_s", type=int, default=20, show_default=True, help="seconds per run")
-@click.option("--connections", type=int, default=16, show_default=True)
+@click.option(
+    "--connections", type=int, default=4, show_default=True, help="concurrent connections (closed loop)"
+)
 @click.option("--threads", type=int, default=1, show_default=True, help="wrk threads")
 @click.option(
     "--workers",
@@ -207,6 +209,7 @@ def bench_serve(
 @click.option("--dataset", help="the catalogue (default: the prepared one)")
 @repeat_option
 @json_option
+@out_option
 @click.pass_context
 def bench_serve_cmd(
     ctx: click.Context,
@@ -218,12 +221,16 @@ def bench_serve_cmd(
     dataset: str | None,
     repeat: int,
     as_json: bool,
+    out: Path | None,
 ) -> None:
     """The service under load over HTTP (wrk, a separate process): the full cascade uncached and cached."""
     base = settings_of(ctx)
     settings = ServiceSettings(**{k: getattr(base, k) for k in type(base).model_fields}, workers=workers,
                                port=port, dataset=dataset)  # fmt: skip
     res = bench_serve(settings, duration_s, connections, threads, repeat)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2))
     if as_json:
         echo_json(res)
         return

@@ -52,26 +52,25 @@ def service_env(settings: ServiceSettings) -> dict[str, str]:
 
 
 def serve(settings: ServiceSettings) -> None:
-    """Run the service in the foreground (uvicorn) until Ctrl-C / SIGTERM; ``workers`` > 1 runs that many
-    processes, their Prometheus metrics merged (multiprocess mode)."""
-    import uvicorn
-
+    """Run the service in the foreground until Ctrl-C / SIGTERM; ``workers`` > 1 runs that many processes
+    (each on its own ``SO_REUSEPORT`` socket), their Prometheus metrics merged (multiprocess mode)."""
     from replayrec_serving._app import create_app
+    from replayrec_serving._http import run_one, run_workers
 
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                    access_log=False)  # fmt: skip
+        run_one(create_app(settings), settings.host, settings.port)
         return
     folder = settings.serve_dir / f"prometheus-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    os.environ.update(service_env(settings))
+    env = {**service_env(settings), "PROMETHEUS_MULTIPROC_DIR": str(folder)}
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     try:
-        uvicorn.run("replayrec_serving:app_from_env", factory=True, host=settings.host, port=settings.port,
-                    workers=settings.workers, log_level="warning", access_log=False)  # fmt: skip
+        code = run_workers(settings.workers, settings.host, settings.port, env)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if code:
+        raise ReplayrecError(f"a service worker exited with code {code}")
 
 
 def wait_ready(url: str, timeout_s: float, proc: Any = None, log: Path | None = None) -> dict[str, Any]:

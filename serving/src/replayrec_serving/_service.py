@@ -8,6 +8,7 @@ events (nothing acknowledged is lost). Every such answer says ``degraded`` and i
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import random
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import numpy as np
 import redis
 from threadpoolctl import threadpool_limits
@@ -90,7 +92,7 @@ class RecommendationService:
         self.prefix = f"{settings.bus_namespace}:serve:"
         train = self.dataset.interactions()
         self.offline_items = ItemTimeline.from_interactions(train)
-        self.item_clock = OnlineItemClock(self.store, self.offline_items)
+        self.item_clock = OnlineItemClock(self.store, self.offline_items, settings.item_stats_ttl_s)
         context = StageContext(
             catalog=self.catalog, train=train, seed=settings.seed, extras={"clock": self.item_clock}
         )
@@ -113,6 +115,7 @@ class RecommendationService:
         self._experiment_raw: bytes | None = None
         self._rng = random.Random(settings.seed)
         self._limits: Any = None
+        self.limiter = anyio.CapacityLimiter(settings.inflight)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
@@ -122,6 +125,8 @@ class RecommendationService:
         if self.models.arms.prod is None:
             self.models.reload()
         self.metrics.set_models(self.models.arms.all())
+        gc.collect()
+        gc.freeze()  # the catalogue, models and indexes live as long as the worker: keep them out of GC scans
         if background:
             for target, name in ((self._watch_registry, "registry"), (self._watch_experiment, "experiment")):
                 t = threading.Thread(target=target, name=f"watch-{name}", daemon=True)

@@ -43,6 +43,7 @@ class ServiceSettings(Settings):
     host: str = Field(default="127.0.0.1", description="interface the service binds (loopback by default)")
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    inflight: int = Field(default=2, ge=1, le=256, description="cascades computed at once per worker")
     dataset: str | None = Field(default=None, description="the catalogue served (default: the prepared one)")
     cascade: Path | None = Field(
         default=None, description="cascade YAML (default: LightGCN→DIN→RankNet @prod)"
@@ -64,6 +65,7 @@ class ServiceSettings(Settings):
     max_batch: int = Field(default=1000, ge=1, le=100_000, description="events per POST /v1/events")
     max_body_bytes: int = Field(default=4 * 2**20, ge=1024)
     popularity_window_days: int = Field(default=30, ge=1, le=3650, description="cold-start window")
+    item_stats_ttl_s: float = Field(default=5.0, ge=0, le=3600, description="item statistics reuse, s")
     warmup_requests: int = Field(default=20, ge=0, le=10_000, description="warm-up requests")
     faults: dict[StageName, FaultSpec] = Field(default_factory=dict)
 

@@ -34,6 +34,7 @@ import redis
 from replayrec.errors import ConfigError, ReplayrecError
 from replayrec.features._batch import Payload, canonical_offsets, parse_offsets
 from replayrec.features._spec import (
+    DAY_MS,
     FeatureSpec,
     ItemStats,
     UserProfile,
@@ -91,6 +92,25 @@ redis.call('HINCRBY', meta, 'applied', m.applied)
 redis.call('HINCRBY', meta, 'dead', m.dead)
 if m.ready then redis.call('HSET', meta, 'status', 'ready') end
 return 'ok'
+"""
+
+
+# item features in one round trip: per item total, events on days [lo, hi], first, last (the store's status
+# first, so a missing or rebuilding store is refused like the other reads)
+_ITEM_FEATURES = r"""
+local out = {redis.call('HGET', KEYS[1], 'epoch') or false, redis.call('HGET', KEYS[1], 'status') or false}
+local p, lo, hi = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 4, #ARGV do
+  local h = p .. 'i:' .. ARGV[i]
+  local v = redis.call('HMGET', h, 'n', 'first', 'last')
+  local w = 0
+  for d = lo, hi do w = w + (tonumber(redis.call('HGET', h, 'd:' .. d)) or 0) end
+  out[#out + 1] = tonumber(v[1]) or 0
+  out[#out + 1] = w
+  out[#out + 1] = tonumber(v[2]) or -1
+  out[#out + 1] = tonumber(v[3]) or -1
+end
+return out
 """
 
 
@@ -155,6 +175,7 @@ class OnlineFeatures:
         self.groups = np.asarray(groups, dtype=np.int64)
         self.n_groups = int(self.groups.max()) + 1 if self.groups.size else 0
         self._apply = self.r.register_script(_APPLY)
+        self._item_features = self.r.register_script(_ITEM_FEATURES)
 
     @classmethod
     def connect(
@@ -343,9 +364,21 @@ class OnlineFeatures:
         )
 
     def item_features(self, items: Iterable[int], at_ms: int, window_days: int) -> tuple[I64, I64, I64, I64]:
-        """(total, events in the ``window_days`` window as of ``at_ms``, first, last) of each item."""
-        st = self.item_stats(items)
-        return st.total, st.window(at_ms, window_days), st.first_ms, st.last_ms
+        """(total, events in the ``window_days`` window as of ``at_ms``, first, last) of each item: what
+        :meth:`ItemStats.window` gives, summed in Redis (one round trip, four numbers per item). Days after
+        ``at_ms``'s next day are not counted (events are at most an hour ahead of the watermark)."""
+        lo = window_start_ms(at_ms, window_days) // DAY_MS
+        return self.item_features_between(items, lo, at_ms // DAY_MS + 1)
+
+    def item_features_between(
+        self, items: Iterable[int], lo_day: int, hi_day: int
+    ) -> tuple[I64, I64, I64, I64]:
+        """(total, events on days ``lo_day`` to ``hi_day``, first, last) of each item, in one round trip."""
+        ids = [int(i) for i in items]
+        res = self._item_features(keys=[self.meta_key], args=[self.prefix, int(lo_day), int(hi_day), *ids])
+        self._require_ready(res[0] or None, res[1] or None)
+        a = np.asarray(res[2:], dtype=np.int64).reshape(len(ids), 4)
+        return a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy(), a[:, 3].copy()
 
     def global_counts(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.r.hgetall(self.prefix + "g").items()}

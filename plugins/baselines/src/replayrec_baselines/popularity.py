@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from replayrec.stages import (
@@ -16,7 +17,6 @@ from replayrec.stages import (
     Request,
     StageConfig,
     StageContext,
-    topk_candidates,
 )
 
 __all__ = ["Popularity", "PopularityConfig"]
@@ -52,6 +52,7 @@ class Popularity(Recall):
         self._items = train.item[order]
         self._window = int(self.cfg.window_days * 86_400)
         self._cache: OrderedDict[int, FloatArray] = OrderedDict()
+        self._order: OrderedDict[int, tuple[FloatArray, npt.NDArray[np.int64]]] = OrderedDict()
 
     def _scores_at(self, t: int) -> FloatArray:
         if self.cfg.mode == "all_time":
@@ -68,10 +69,29 @@ class Popularity(Recall):
             self._cache.popitem(last=False)
         return scores
 
+    def _ranked_at(self, t: int) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+        """The scores at ``t`` and all items in their order (best first, ties by id), cached by ``t``."""
+        key = t if self.cfg.mode == "recent" else 0
+        hit = self._order.get(key)
+        scores = self._scores_at(t)
+        if hit is not None and hit[0] is scores:
+            return scores, hit[1]
+        order = np.lexsort((np.arange(scores.size), -scores)).astype(np.int64)
+        self._order[key] = (scores, order)
+        if len(self._order) > self._CACHE:
+            self._order.popitem(last=False)
+        return scores, order
+
     def retrieve(self, request: Request, k: int) -> list[Candidate]:
+        """The first ``k`` items of the cached order that are not excluded: the same list as a top-k over the
+        scores (ties by item id), without sorting the catalogue again for every request."""
         self.check_request(request)
         self.check_k(k)
-        return topk_candidates(self._scores_at(request.timestamp), k, request.exclude, self.name)
+        scores, order = self._ranked_at(request.timestamp)
+        head = order[: k + request.exclude.size]
+        if request.exclude.size:
+            head = head[~np.isin(head, request.exclude)]
+        return [Candidate(int(i), float(scores[i]), {self.name: float(scores[i])}) for i in head[:k].tolist()]
 
     def score_all(self, requests: Sequence[Request]) -> FloatArray:
         for r in requests:
