@@ -123,11 +123,12 @@ def test_serving_env_runs_the_http_service_on_the_trained_cascade(
         "rank: {type: din, model: din@latest, k: 20}\nrerank: {type: ranknet, model: ranknet@latest, k: 10}\n"
     )
     port = free_port()
+    ns = f"p{uuid.uuid4().hex[:8]}"
     env = {
         **_env(trained),
         "REPLAYREC_PORT": str(port),
         "REPLAYREC_CASCADE": str(cascade),
-        "REPLAYREC_BUS_NAMESPACE": f"p{uuid.uuid4().hex[:8]}",
+        "REPLAYREC_BUS_NAMESPACE": ns,
         "REPLAYREC_WARMUP_REQUESTS": "3",
     }
     proc = spawn([str(serving_python.parent / "replayrec"), "serve"], tmp_path / "serve.log", env=env)
@@ -148,3 +149,9 @@ def test_serving_env_runs_the_http_service_on_the_trained_cascade(
         assert body["degraded"]  # no online store in this namespace: answered all the same
     finally:
         stop_process(proc.pid, timeout_s=15)
+        import redis
+
+        r = redis.Redis.from_url(Settings().redis_url)
+        for key in r.scan_iter(match=f"{ns}:*"):
+            r.delete(key)
+        r.close()
