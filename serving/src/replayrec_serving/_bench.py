@@ -54,31 +54,29 @@ SCENARIOS = {
 
 
 @contextlib.contextmanager
-def _online_store_filled(settings: ServiceSettings) -> Iterator[list[str]]:
-    """The online store of the namespace, filled: as it is when it is ready, else by starting the broker,
-    the stream job and a max-speed replay of the dataset (stopped after). Yields what was started."""
+def _system(settings: ServiceSettings) -> Iterator[list[str]]:
+    """What the service needs: a broker (the events it is posted go there; readiness asks for it) and the
+    online store of the namespace, filled — as it is when it is ready, else by the stream job and a max-speed
+    replay of the dataset. Yields what was started here; stops it after."""
     ds = open_dataset(settings, settings.dataset)
     store = online_store(settings, ds)
-    meta = store.meta()
     started: list[str] = []
-    if meta is not None and meta.ready and meta.applied > 0:
-        yield started
-        return
     broker = None
     try:
         if not broker_reachable(BusConfig.from_settings(settings)):
             broker = bus_start(settings)
             started.append("broker")
-        stream_reset(settings, ds.name)
-        stream_start_detached(settings, StreamRequest(dataset=ds.name, metrics_port=None))
-        started.append("stream")
-        replay_start_detached(
-            settings, ReplayRequest(dataset=ds.name, speed="max", metrics_port=None, resume=False)
-        )
-        started.append("replay")
-        log.info("filling the online store: the whole dataset replayed through the stream job")
-        _wait_replayed(settings)
-        wait_for_stream(settings, store, timeout_s=900)
+        meta = store.meta()
+        if meta is None or not meta.ready or meta.applied == 0:
+            stream_reset(settings, ds.name)
+            stream_start_detached(settings, StreamRequest(dataset=ds.name, metrics_port=None))
+            started.append("stream")
+            replay = ReplayRequest(dataset=ds.name, speed="max", metrics_port=None, resume=False)
+            replay_start_detached(settings, replay)
+            started.append("replay")
+            log.info("filling the online store: the whole dataset replayed through the stream job")
+            _wait_replayed(settings)
+            wait_for_stream(settings, store, timeout_s=900)
         yield started
     finally:
         if "replay" in started:
@@ -148,7 +146,7 @@ def bench_serve(
     """QPS, p50 / p95 / p99 and errors per scenario (medians over ``repeat`` runs)."""
     if repeat < 1 or duration_s < 1 or connections < 1 or threads < 1:
         raise ConfigError("--repeat, --duration, --connections and --threads must be >= 1")
-    with _online_store_filled(settings) as filled, running_service(settings) as (url, started):
+    with _system(settings) as filled, running_service(settings) as (url, started):
         all_users = _users(settings, users, settings.seed)
         hot = all_users[:hot_users]
         scenarios = {"uncached": all_users, "cached": hot, "erratic": hot}
