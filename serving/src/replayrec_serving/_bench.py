@@ -175,7 +175,7 @@ def bench_serve(
         out[name]["errors"] = int(sum(x["errors"] for x in rs))
         out[name]["runs"] = rs
     out["setup"] = {
-        "dataset": settings.dataset,
+        "dataset": open_dataset(settings, settings.dataset, prepare=False).name,
         "duration_s": duration_s,
         "connections": connections,
         "wrk_threads": threads,
