@@ -14,7 +14,7 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from replayrec.promotion import bucket_quantile
+from replayrec.promotion import arm_window
 
 __all__ = ["LATENCY_BUCKETS_MS", "ArmStats", "ServiceMetrics", "render_metrics"]
 
@@ -156,18 +156,9 @@ class ArmStats:
 
 
 def summarise(raw: dict[str, str]) -> dict[str, Any]:
-    counts = {f: int(raw.get(f, 0)) for f in ArmStats.FIELDS}
-    hist = {float(k[4:]): int(v) for k, v in raw.items() if k.startswith("lat:")}
-    req, ev, imp = counts["requests"], counts["events"], counts["impressions"]
-    return {
-        "model": raw.get("model"),
-        **counts,
-        "error_rate": counts["errors"] / req if req else 0.0,
-        "hr": counts["hits"] / ev if ev else None,
-        "ctr": counts["clicks"] / imp if imp else None,
-        "p50_ms": bucket_quantile(hist, 0.5),  # the canary gate's reading of the same buckets
-        "p99_ms": bucket_quantile(hist, 0.99),
-        "latency_buckets_ms": {
-            ("inf" if k == float("inf") else f"{k:g}"): v for k, v in sorted(hist.items())
-        },
-    }
+    """An arm's Redis hash as ``/v1/arms`` shows it: read by the canary gate's own function, so the service
+    and the gate compute error rate, HR, CTR and the latency quantiles one way."""
+    arm: dict[str, Any] = {f: int(raw.get(f, 0)) for f in ArmStats.FIELDS}
+    arm["model"] = raw.get("model")
+    arm["latency_buckets_ms"] = {k[4:]: int(v) for k, v in raw.items() if k.startswith("lat:")}
+    return arm_window(None, arm)

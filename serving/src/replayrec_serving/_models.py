@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from replayrec.cascade import Cascade, CascadeConfig
+from replayrec.cascade import Cascade, CascadeConfig, read_cascade_layout
 from replayrec.config import Settings
 from replayrec.data import Dataset
 from replayrec.errors import ConfigError
@@ -39,14 +38,7 @@ log = logging.getLogger("replayrec.serving")
 
 def read_layout(path: Path) -> dict[str, Any]:
     """A cascade YAML as a mapping, validated as a cascade (model references unresolved)."""
-    if not path.is_file():
-        raise ConfigError(f"cascade config {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cascade config {path} is not valid YAML: {exc}") from None
-    CascadeConfig.from_mapping(data, source=f"cascade config {path}")
-    return dict(data)
+    return read_cascade_layout(path)
 
 
 def _walk_models(node: Any, visit: Callable[[dict[str, Any]], None]) -> None:

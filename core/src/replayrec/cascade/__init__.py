@@ -8,6 +8,7 @@ from replayrec.cascade._config import (
     StageSpec,
     default_cascade_path,
     load_cascade,
+    read_cascade_layout,
 )
 from replayrec.cascade._trained import trained_cascade
 
@@ -22,5 +23,6 @@ __all__ = [
     "default_cascade_path",
     "load_cascade",
     "merge_channels",
+    "read_cascade_layout",
     "trained_cascade",
 ]

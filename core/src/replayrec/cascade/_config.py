@@ -27,7 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from replayrec.cascade._rules import Rule
 from replayrec.errors import ConfigError, describe_validation_error
 
-__all__ = ["CascadeConfig", "ChannelSpec", "RecallSpec", "StageSpec", "default_cascade_path", "load_cascade"]
+__all__ = [
+    "CascadeConfig",
+    "ChannelSpec",
+    "RecallSpec",
+    "StageSpec",
+    "default_cascade_path",
+    "load_cascade",
+    "read_cascade_layout",
+]
 
 _CASCADE_KEYS = {"type", "k", "quota", "weight", "model"}
 
@@ -102,7 +110,8 @@ def default_cascade_path() -> Path:
     return Path(__file__).with_name("default.yaml")
 
 
-def load_cascade(path: Path | str | None = None) -> CascadeConfig:
+def read_cascade_layout(path: Path | str | None = None) -> dict[str, Any]:
+    """A cascade YAML as its mapping (model references as written), checked to be a valid cascade."""
     p = Path(path) if path is not None else default_cascade_path()
     if not p.is_file():
         raise ConfigError(f"cascade config {p} does not exist")
@@ -110,4 +119,10 @@ def load_cascade(path: Path | str | None = None) -> CascadeConfig:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"cascade config {p} is not valid YAML: {exc}") from None
-    return CascadeConfig.from_mapping(data, source=f"cascade config {p}")
+    CascadeConfig.from_mapping(data, source=f"cascade config {p}")
+    return dict(data)
+
+
+def load_cascade(path: Path | str | None = None) -> CascadeConfig:
+    p = Path(path) if path is not None else default_cascade_path()
+    return CascadeConfig.from_mapping(read_cascade_layout(p), source=f"cascade config {p}")

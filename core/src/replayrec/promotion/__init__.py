@@ -2,7 +2,7 @@
 
 from replayrec.promotion._audit import AuditLog
 from replayrec.promotion._canary import canary_bucket, canary_step, cascade_for
-from replayrec.promotion._canary_live import bucket_quantile
+from replayrec.promotion._canary_live import arm_window, bucket_quantile
 from replayrec.promotion._context import (
     FaultInjection,
     PipelineContext,
@@ -45,6 +45,7 @@ __all__ = [
     "PipelineContext",
     "PipelineResult",
     "StageGate",
+    "arm_window",
     "audit_log",
     "bucket_quantile",
     "canary_bucket",
