@@ -3,13 +3,17 @@
 ``create_app`` and ``app_from_env`` are imported on first use (FastAPI costs a third of a second to import,
 which the other ``replayrec`` commands should not pay)."""
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from replayrec_serving._experiment import Experiment, ExperimentArm, ExperimentStore, bucket
 from replayrec_serving._service import RecommendationService
 from replayrec_serving._settings import ServiceSettings, default_serving_cascade
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("replayrec-serving")  # the one version source: serving/pyproject.toml
+except PackageNotFoundError:  # a source tree without installation
+    __version__ = "0+unknown"
 
 __all__ = [
     "Experiment",

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+import replayrec_serving
 from replayrec_serving._metrics import ServiceMetrics
 from replayrec_serving._service import RecommendationService
 from replayrec_serving._settings import ServiceSettings
@@ -20,7 +21,6 @@ from replayrec_serving.routes import admin, events, health, recommendations, rep
 __all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger("replayrec.serving")
-VERSION = "0.1.0"  # replayrec_serving.__version__
 
 
 def create_app(settings: ServiceSettings | None = None, *, watch: bool = True) -> FastAPI:
@@ -39,7 +39,7 @@ def create_app(settings: ServiceSettings | None = None, *, watch: bool = True) -
 
     app = FastAPI(
         title="replayrec",
-        version=VERSION,
+        version=replayrec_serving.__version__,
         summary="real-time recommendations from live behaviour",
         description="Recommendations from the online profiles the stream keeps, through the cascade the "
         "registry's aliases name; live ingest and feedback; the replay controller; health and metrics.",
