@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -23,13 +24,19 @@ class OnlineItemClock:
     the online store. The window counts whole days (the store keeps events per day); an item's numbers are
     reused for ``ttl_s`` (the stream itself is about a second behind)."""
 
-    def __init__(self, store: OnlineFeatures, offline: ItemTimeline, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: OnlineFeatures,
+        offline: ItemTimeline,
+        ttl_s: float = 5.0,
+        on_fallback: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.offline = offline
         self.ttl_s = ttl_s
+        self.on_fallback = on_fallback  # told each time the offline timeline answered instead
         self._cache: dict[tuple[int, int, int], tuple[float, int, int, int, int]] = {}
         self._lock = threading.Lock()
-        self.fallbacks = 0
 
     def item_features(self, items: I64, at: int, window: int) -> tuple[I64, I64, I64, I64]:
         items = np.asarray(items, dtype=np.int64)
@@ -46,7 +53,8 @@ class OnlineItemClock:
             try:
                 got = self.store.item_features_between(missing, lo, hi)
             except (redis.RedisError, StoreNotReadyError):
-                self.fallbacks += 1
+                if self.on_fallback is not None:
+                    self.on_fallback()
                 return self.offline.item_features(items, at, window)
             with self._lock:
                 if len(self._cache) > 200_000:

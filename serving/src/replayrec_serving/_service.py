@@ -92,7 +92,12 @@ class RecommendationService:
         self.prefix = f"{settings.bus_namespace}:serve:"
         train = self.dataset.interactions()
         self.offline_items = ItemTimeline.from_interactions(train)
-        self.item_clock = OnlineItemClock(self.store, self.offline_items, settings.item_stats_ttl_s)
+        self.item_clock = OnlineItemClock(
+            self.store,
+            self.offline_items,
+            settings.item_stats_ttl_s,
+            self.metrics.errors.labels("item-stats").inc,
+        )
         context = StageContext(
             catalog=self.catalog, train=train, seed=settings.seed, extras={"clock": self.item_clock}
         )
@@ -115,6 +120,8 @@ class RecommendationService:
         self._experiment_raw: bytes | None = None
         self._rng = random.Random(settings.seed)
         self._limits: Any = None
+        self._items_by_raw = {str(r): i for i, r in enumerate(self.catalog.raw_ids.tolist())}
+        self._pop_cache: tuple[tuple[int, int], float, list[tuple[int, int]]] | None = None
         self.limiter = anyio.CapacityLimiter(settings.inflight)
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -298,17 +305,10 @@ class RecommendationService:
             times = profile.recent_times // 1000
             return Request.create(uid, ts, profile.recent_items, times, exclude=profile.exclude)
         if history:  # Redis is gone: the request's own history (the shop's raw ids, oldest first)
-            index = self._item_index()
+            index = self._items_by_raw
             items = np.array([index[h] for h in history if h in index][-HISTORY:], dtype=np.int64)
             return Request.create(uid, ts, items)
         return Request.create(uid, ts)
-
-    def _item_index(self) -> dict[str, int]:
-        idx = getattr(self, "_items_by_raw", None)
-        if idx is None:
-            idx = {str(r): i for i, r in enumerate(self.catalog.raw_ids.tolist())}
-            self._items_by_raw = idx
-        return idx
 
     def _answer(
         self,
@@ -392,7 +392,7 @@ class RecommendationService:
 
     def _live_popular(self, at_ms: int, n: int) -> list[tuple[int, int]]:
         key = (at_ms // 60_000, n)  # a minute of replay time reuses the list
-        hit = getattr(self, "_pop_cache", None)
+        hit = self._pop_cache
         if hit is not None and hit[0] == key and time.monotonic() - hit[1] < 1.0:
             return list(hit[2])
         ranked = self.store.popular(at_ms, self.settings.popularity_window_days, n)

@@ -11,9 +11,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from replayrec.config import Settings
 
-__all__ = ["STAGES", "FaultSpec", "ServiceSettings", "default_serving_cascade"]
+__all__ = ["FaultSpec", "ServiceSettings", "StageName", "default_serving_cascade"]
 
-STAGES = ("recall", "rank", "rerank")
 StageName = Literal["recall", "rank", "rerank"]
 
 
