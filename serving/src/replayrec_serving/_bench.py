@@ -37,6 +37,7 @@ from replayrec.application import (
 )
 from replayrec.bus import BusConfig, broker_reachable
 from replayrec.cli._common import echo_json, json_option, out_option, repeat_option, settings_of
+from replayrec.data import Dataset
 from replayrec.errors import ConfigError, ReplayrecError
 from replayrec_serving._ops import running_service
 from replayrec_serving._settings import ServiceSettings
@@ -54,11 +55,10 @@ SCENARIOS = {
 
 
 @contextlib.contextmanager
-def _system(settings: ServiceSettings) -> Iterator[list[str]]:
+def _system(settings: ServiceSettings, ds: Dataset) -> Iterator[list[str]]:
     """What the service needs: a broker (the events it is posted go there; readiness asks for it) and the
     online store of the namespace, filled — as it is when it is ready, else by the stream job and a max-speed
     replay of the dataset. Yields what was started here; stops it after."""
-    ds = open_dataset(settings, settings.dataset)
     store = online_store(settings, ds)
     started: list[str] = []
     broker = None
@@ -119,8 +119,8 @@ def _wrk(url: str, mode: str, users: Path, duration_s: int, connections: int, th
     }
 
 
-def _users(settings: ServiceSettings, n: int, seed: int) -> list[str]:
-    store_users = online_store(settings, open_dataset(settings, settings.dataset)).users()
+def _users(settings: ServiceSettings, ds: Dataset, n: int, seed: int) -> list[str]:
+    store_users = online_store(settings, ds).users()
     if not store_users:
         raise ReplayrecError("the online store holds no user profile")
     rng = np.random.default_rng(seed)
@@ -146,8 +146,9 @@ def bench_serve(
     """QPS, p50 / p95 / p99 and errors per scenario (medians over ``repeat`` runs)."""
     if repeat < 1 or duration_s < 1 or connections < 1 or threads < 1:
         raise ConfigError("--repeat, --duration, --connections and --threads must be >= 1")
-    with _system(settings) as filled, running_service(settings) as (url, started):
-        all_users = _users(settings, users, settings.seed)
+    ds = open_dataset(settings, settings.dataset)
+    with _system(settings, ds) as filled, running_service(settings) as (url, started):
+        all_users = _users(settings, ds, users, settings.seed)
         hot = all_users[:hot_users]
         scenarios = {"uncached": all_users, "cached": hot, "erratic": hot}
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in scenarios}
@@ -175,7 +176,7 @@ def bench_serve(
         out[name]["errors"] = int(sum(x["errors"] for x in rs))
         out[name]["runs"] = rs
     out["setup"] = {
-        "dataset": open_dataset(settings, settings.dataset, prepare=False).name,
+        "dataset": ds.name,
         "duration_s": duration_s,
         "connections": connections,
         "wrk_threads": threads,

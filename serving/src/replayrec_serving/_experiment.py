@@ -24,10 +24,9 @@ __all__ = ["Experiment", "ExperimentArm", "ExperimentStore", "bucket", "experime
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 
 
-def bucket(user: str | int, salt: str) -> float:
-    """A user's position in [0, 1) for ``salt``: the promotion pipeline's canary hash, so the service and the
-    pipeline route a user the same way."""
-    return canary_bucket(user, salt)  # type: ignore[arg-type]  # the hash reads the id as text
+#: a user's position in [0, 1) for a salt: the promotion pipeline's canary hash, so the service and the
+#: pipeline route a user the same way
+bucket = canary_bucket
 
 
 class ExperimentArm(BaseModel):

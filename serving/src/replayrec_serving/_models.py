@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from replayrec.cascade import Cascade, CascadeConfig, read_cascade_layout
+from replayrec.cascade import Cascade, CascadeConfig
 from replayrec.config import Settings
 from replayrec.data import Dataset
 from replayrec.errors import ConfigError
@@ -31,14 +31,9 @@ from replayrec.stages import Request, StageContext
 from replayrec_serving._engine import LoadedArm
 from replayrec_serving._experiment import Experiment
 
-__all__ = ["Arms", "ModelManager", "read_layout"]
+__all__ = ["Arms", "ModelManager"]
 
 log = logging.getLogger("replayrec.serving")
-
-
-def read_layout(path: Path) -> dict[str, Any]:
-    """A cascade YAML as a mapping, validated as a cascade (model references unresolved)."""
-    return read_cascade_layout(path)
 
 
 def _walk_models(node: Any, visit: Callable[[dict[str, Any]], None]) -> None:

@@ -18,11 +18,11 @@ from typing import Any
 import redis
 
 from replayrec.application import settings_env
+from replayrec.cascade import read_cascade_layout
 from replayrec.config import Settings
 from replayrec.errors import ConfigError, ReplayrecError
 from replayrec.runtime import port_open, spawn, stop_process
 from replayrec_serving._experiment import Experiment, ExperimentArm, ExperimentStore
-from replayrec_serving._models import read_layout
 from replayrec_serving._settings import ServiceSettings
 
 __all__ = [
@@ -133,7 +133,7 @@ def parse_arm(text: str) -> ExperimentArm:
             path = head
         except ValueError:
             pass
-    layout = read_layout(Path(path))
+    layout = read_cascade_layout(Path(path))
     return ExperimentArm.model_validate({"name": name, "weight": weight, "cascade": layout})
 
 

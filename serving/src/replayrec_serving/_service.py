@@ -34,6 +34,7 @@ from replayrec.bus import (
     broker_reachable,
     clock_now,
 )
+from replayrec.cascade import read_cascade_layout
 from replayrec.errors import ConfigError, ReplayrecError
 from replayrec.features import FeatureSpec, ItemTimeline, OnlineFeatures, StoreNotReadyError, UserProfile
 from replayrec.stages import Candidate, Request, StageContext
@@ -48,7 +49,7 @@ from replayrec_serving._engine import (
 from replayrec_serving._experiment import ExperimentStore, bucket
 from replayrec_serving._items import OnlineItemClock
 from replayrec_serving._metrics import ArmStats, ServiceMetrics
-from replayrec_serving._models import ModelManager, read_layout
+from replayrec_serving._models import ModelManager
 from replayrec_serving._settings import ServiceSettings, default_serving_cascade
 
 __all__ = ["EventsOutcome", "RecommendationService"]
@@ -101,7 +102,7 @@ class RecommendationService:
         context = StageContext(
             catalog=self.catalog, train=train, seed=settings.seed, extras={"clock": self.item_clock}
         )
-        layout = read_layout(settings.cascade or default_serving_cascade())
+        layout = read_cascade_layout(settings.cascade or default_serving_cascade())
         self.models = ModelManager(
             settings, self.dataset, layout, context, registry_uri=settings.tracking_uri,
             warmup_requests=settings.warmup_requests, canary_enabled=settings.canary_fraction > 0,

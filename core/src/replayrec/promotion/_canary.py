@@ -31,8 +31,9 @@ from replayrec.stages import Candidate, Request
 __all__ = ["canary_bucket", "canary_step", "cascade_for"]
 
 
-def canary_bucket(user: int, salt: str) -> float:
-    """A user's position in [0, 1): the same user always lands in the same arm for a given salt."""
+def canary_bucket(user: int | str, salt: str) -> float:
+    """A user's position in [0, 1): the same user always lands in the same arm for a given salt. ``user`` is
+    the dense id (what the pipeline and the service hash for known users) or a raw id (new users)."""
     digest = hashlib.sha256(f"{salt}:{user}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
