@@ -10,7 +10,7 @@ PACKAGES := core[train,postgres,testing,broker,stream] $(sort $(patsubst %/pypro
 	serving[testing]
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup demo report test lint typecheck pytest clean
 
 $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml) serving/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,25 +20,25 @@ $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproje
 
 setup: $(STAMP)
 
-## main job: prepare the data (real Amazon Books when present, else the synthetic world), report the baselines,
-## train LightGCN → DIN → RankNet with the quick profile (reusing newer models if there are any), print the
-## per-stage table, then take the LightGCN model through the promotion gates to lightgcn@prod (exit 3 = a gate
-## stopped it, which is a result, not a failure) and list the registry; finally start the embedded Kafka broker
-## and the Spark streaming job (on a fresh online store), replay the dataset's history onto the events topic at
-## max speed, show the replay clock and the topics, wait for the stream to catch up, show the store and the most
-## active user's online profile, and stop the job and the broker again (whatever happened)
+## main job: the live system. Prepare the data (real Amazon Books when present, else the synthetic world); train
+## the quick profile's LightGCN → DIN → RankNet on the events before the temporal cut (or reuse them) into the
+## live registry at @prod; start the Kafka-protocol broker, the Spark streaming job and the service with its web
+## UI (http://127.0.0.1:8000/ui); replay the history up to the cut; run a short replay evaluation (real-time vs
+## nightly vs frozen vs popularity vs item-CF); then replay the events after it at 3600x until Ctrl-C, or for
+## DEMO_SECONDS seconds. Everything it started is stopped again.
+DEMO_SECONDS ?=
 demo: setup
+	$(BIN)/replayrec data prepare
+	$(BIN)/replayrec demo --train-config configs/demo.yaml $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
+
+## the offline tables: the baselines, the per-stage table of the quick profile, LightGCN through the promotion
+## gates (exit 3 = a gate stopped it, a result, not a failure), the registry
+report: setup
 	$(BIN)/replayrec data prepare
 	$(BIN)/replayrec report baselines
 	$(BIN)/replayrec report stages --train-config configs/demo.yaml
 	$(BIN)/replayrec pipeline run lightgcn --model lightgcn@latest --gates configs/gates.yaml || [ $$? -eq 3 ]
 	$(BIN)/replayrec registry list
-	$(BIN)/replayrec stream stop; $(BIN)/replayrec bus stop; $(BIN)/replayrec bus start --detach && { \
-		$(BIN)/replayrec stream reset && $(BIN)/replayrec stream run --detach && \
-		$(BIN)/replayrec replay start --speed max --no-metrics && \
-		$(BIN)/replayrec replay status && $(BIN)/replayrec bus status && \
-		$(BIN)/replayrec stream status --wait 600 && $(BIN)/replayrec stream profile; \
-		rc=$$?; $(BIN)/replayrec stream stop; $(BIN)/replayrec bus stop; exit $$rc; }
 
 ## every check CI runs: lint (ruff, the import layering), strict types on core and the plugins, the tests
 test: lint typecheck pytest

@@ -24,6 +24,7 @@ from replayrec.features import (
     StoreNotReadyError,
     build_payload,
     screen,
+    view_namespace,
     window_start_ms,
 )
 from replayrec.stream import FeatureSink
@@ -299,3 +300,40 @@ def test_an_event_dated_after_its_production_is_refused_and_moves_nothing() -> N
     assert usable.tolist() == [True, False, True]
     assert reasons[1] == "from_the_future"
     assert wm == {0: T0 + 1000}  # the day-ahead event did not hold the partition back
+
+
+@pytest.mark.integration
+def test_a_snapshot_view_stays_as_it_was_while_the_store_moves_on(store: OnlineFeatures) -> None:
+    store.initialise("cat")
+    assert _apply(store, 0, 1000) == "ok"
+    at = T0 + 100 * DAY_MS
+    view = OnlineFeatures(store.r, view_namespace(store.prefix[:-3], "nightly"), store.groups)
+    try:
+        copied = store.copy_to(view, ["u1", "u2"])
+        assert copied > 3
+        before = {u: store.profile(u, at) for u in ("u1", "u2")}
+        items = store.item_stats(range(20))
+        assert _apply(store, 1000, 2000) == "ok"
+        assert store.profile("u1", at).version > before["u1"].version  # the live store moved on
+        for u, profile in before.items():
+            assert view.profile(u, at).same_as(profile)  # the view did not
+        kept = view.item_stats(range(20))
+        assert np.array_equal(kept.total, items.total)
+        assert np.array_equal(kept.day_counts, items.day_counts)
+        assert not np.array_equal(store.item_stats(range(20)).total, items.total)
+        assert view.profile("u3", at).version == 0  # only the users asked for
+        meta, live = view.meta(), store.meta()
+        assert meta is not None
+        assert live is not None
+        assert meta.offsets == {0: 1000}
+        assert live.offsets == {0: 2000}
+        store.copy_to(view, ["u1"])  # a new snapshot replaces the old one whole
+        assert view.profile("u2", at).version == 0
+        assert view.profile("u1", at).same_as(store.profile("u1", at))
+        with pytest.raises(ConfigError, match="onto itself"):
+            store.copy_to(store)
+        empty = OnlineFeatures(store.r, view_namespace(store.prefix[:-3], "none"), store.groups)
+        with pytest.raises(StoreNotReadyError, match="no meta"):
+            empty.copy_to(view)
+    finally:
+        view.clear()

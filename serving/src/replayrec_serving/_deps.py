@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from replayrec_serving._service import RecommendationService
 from replayrec_serving._settings import ServiceSettings
 
-__all__ = ["ServiceDep", "SettingsDep", "admin", "get_service", "get_settings"]
+__all__ = ["ServiceDep", "SettingsDep", "admin", "bearer", "get_service", "get_settings"]
 
-_bearer = HTTPBearer(auto_error=False, description="the admin token (REPLAYREC_ADMIN_TOKEN)")
+bearer = HTTPBearer(auto_error=False, description="the admin token (REPLAYREC_ADMIN_TOKEN)")
 
 
 def get_service(request: Request) -> RecommendationService:
@@ -27,7 +27,7 @@ def get_settings(request: Request) -> ServiceSettings:
 
 
 def admin(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     settings: Annotated[ServiceSettings, Depends(get_settings)],
 ) -> None:
     """Admin endpoints need ``Authorization: Bearer <REPLAYREC_ADMIN_TOKEN>`` (compared in constant time);

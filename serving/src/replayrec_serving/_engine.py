@@ -37,6 +37,7 @@ class LoadedArm:
     key: str
     loaded_at: float = field(default_factory=time.time)
     vectors: np.ndarray | None = None  # the recall model's item vectors (explanations), when it has them
+    features: str | None = None  # the online-store view it reads (None: the live store)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class LoadedArm:
             "versions": dict(self.versions),
             "key": self.key,
             "loaded_at": self.loaded_at,
+            "features": self.features or "live",
         }
 
 

@@ -32,8 +32,12 @@ bucket = canary_bucket
 class ExperimentArm(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=NAME)
-    weight: float = Field(default=1.0, gt=0, le=1000)
+    #: share of the traffic; 0: served only when asked for by name (``?arm=ab:<name>``, an admin's request)
+    weight: float = Field(default=1.0, ge=0, le=1000)
     cascade: dict[str, Any]
+    #: the online-store view this arm reads profiles and item statistics from: a snapshot of the live store
+    #: (``OnlineFeatures.copy_to``, e.g. a nightly batch); default: the live store the stream keeps
+    features: str | None = Field(default=None, pattern=NAME)
 
     @field_validator("cascade")
     @classmethod
@@ -59,15 +63,18 @@ class Experiment(BaseModel):
             raise ValueError(f"arm names must be unique, got {names}")
         return self
 
-    def arm_for(self, user: str | int) -> str:
+    def arm_for(self, user: str | int) -> str | None:
+        """The arm ``user`` is routed to; None when no arm takes traffic (every weight 0: prod serves)."""
         total = sum(a.weight for a in self.arms)
+        if total <= 0:
+            return None
         x = bucket(user, self.salt) * total
         acc = 0.0
         for a in self.arms:
             acc += a.weight
             if x < acc:
                 return a.name
-        return self.arms[-1].name
+        return [a for a in self.arms if a.weight > 0][-1].name
 
     @classmethod
     def parse(cls, data: Any, source: str = "experiment") -> Experiment:

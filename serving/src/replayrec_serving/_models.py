@@ -75,11 +75,13 @@ class ModelManager:
         registry_uri: str | None = None,
         warmup_requests: int = 20,
         canary_enabled: bool = True,
+        view_context: Callable[[str], StageContext] | None = None,
     ) -> None:
         self.settings = settings
         self.dataset = dataset
         self.layout = dict(layout)
         self.context = context
+        self.view_context = view_context  # the stage context of an arm reading a store view
         self.uri = registry_uri
         self.warmup_requests = warmup_requests
         self.canary_enabled = canary_enabled
@@ -146,22 +148,36 @@ class ModelManager:
         return layout if swapped else None
 
     # -- building -------------------------------------------------------------------------------------
-    def build(self, name: str, layout: Mapping[str, Any]) -> LoadedArm:
+    def key_of(self, layout: Mapping[str, Any], features: str | None = None) -> str:
+        """The arm key: the resolved layout and versions, and the store view the arm reads."""
+        key = self.resolve(layout)[2]
+        return key if features is None else hashlib.sha256(f"{key}:{features}".encode()).hexdigest()[:16]
+
+    def _context(self, features: str | None) -> StageContext:
+        if features is None:
+            return self.context
+        if self.view_context is None:
+            raise ConfigError(f"store view {features!r}: this service reads only its live store")
+        return self.view_context(features)
+
+    def build(self, name: str, layout: Mapping[str, Any], features: str | None = None) -> LoadedArm:
         """Resolve, build, warm: a :class:`LoadedArm` ready to serve (cached by its key)."""
-        resolved, versions, key = self.resolve(layout)
+        resolved, versions, _ = self.resolve(layout)
+        key = self.key_of(layout, features)
         cached = self._built.get(key)
         if cached is not None:
             self._built.move_to_end(key)
             return replace(cached, name=name, versions=versions)
         config = CascadeConfig.from_mapping(resolved, source=f"arm {name}")
-        resolver = StageResolver(self.settings, self.dataset.name, self.context, self.uri)
+        resolver = StageResolver(self.settings, self.dataset.name, self._context(features), self.uri)
         cascade = Cascade.build(config, resolver.context_for)
         cascade.warmup()
         self._warm(cascade)
         vectors = cascade.recall.channels[0].item_vectors()
         arm = LoadedArm(
-            name, cascade, versions, key, vectors=None if vectors is None else np.asarray(vectors)
-        )
+            name, cascade, versions, key, vectors=None if vectors is None else np.asarray(vectors),
+            features=features,
+        )  # fmt: skip
         self._built[key] = arm
         while len(self._built) > 8:
             self._built.popitem(last=False)
@@ -188,11 +204,13 @@ class ModelManager:
                 raise ConfigError(f"warm-up: the cascade answered user {u} with an empty list")
 
     # -- swapping -------------------------------------------------------------------------------------
-    def _try(self, name: str, layout: Mapping[str, Any], current: LoadedArm | None) -> LoadedArm | None:
+    def _try(
+        self, name: str, layout: Mapping[str, Any], current: LoadedArm | None, features: str | None = None
+    ) -> LoadedArm | None:
         """The arm for ``layout``: the current one if nothing moved, a freshly built one, or — when the new
         version fails to load or warm — the current one again (the failure is recorded in ``refused``)."""
         try:
-            _, _, key = self.resolve(layout)
+            key = self.key_of(layout, features)
         except Exception as exc:
             log.warning(f"arm {name}: cannot resolve its models ({exc}); keeping what serves")
             self._notify("unresolved", current, f"{name}: {exc}")
@@ -203,7 +221,7 @@ class ModelManager:
             return current
         t0 = time.perf_counter()
         try:
-            arm = self.build(name, layout)
+            arm = self.build(name, layout, features)
         except Exception as exc:  # a broken version never replaces a working one
             why = f"{type(exc).__name__}: {exc}"[:500]
             self.refused[key] = why
@@ -251,13 +269,15 @@ class ModelManager:
         arms: dict[str, LoadedArm] = {}
         for spec in exp.arms:
             old = cur.experiment_arms.get(spec.name) if cur.experiment is not None else None
-            arm = self._try(f"ab:{spec.name}", spec.cascade, old)
+            arm = self._try(f"ab:{spec.name}", spec.cascade, old, spec.features)
             if arm is None:
                 return {}, None, False
             arms[spec.name] = arm if arm is old else replace(arm, name=f"ab:{spec.name}")
         shadow = None
         if exp.shadow is not None:
-            shadow = self._try(f"shadow:{exp.shadow.name}", exp.shadow.cascade, cur.shadow)
+            shadow = self._try(
+                f"shadow:{exp.shadow.name}", exp.shadow.cascade, cur.shadow, exp.shadow.features
+            )
             if shadow is not None and shadow is not cur.shadow:
                 shadow = replace(shadow, name=f"shadow:{exp.shadow.name}")
         return arms, shadow, True

@@ -36,7 +36,14 @@ from replayrec.bus import (
 )
 from replayrec.cascade import read_cascade_layout
 from replayrec.errors import ConfigError, ReplayrecError
-from replayrec.features import FeatureSpec, ItemTimeline, OnlineFeatures, StoreNotReadyError, UserProfile
+from replayrec.features import (
+    FeatureSpec,
+    ItemTimeline,
+    OnlineFeatures,
+    StoreNotReadyError,
+    UserProfile,
+    view_namespace,
+)
 from replayrec.stages import Candidate, Request, StageContext
 from replayrec_serving._engine import (
     LoadedArm,
@@ -57,6 +64,12 @@ __all__ = ["EventsOutcome", "RecommendationService"]
 log = logging.getLogger("replayrec.serving")
 HISTORY = FeatureSpec().recent_events
 LAST_SERVED_TTL_S = 86_400
+#: the arm name that asks for the service's recent popularity itself (``?arm=popularity``)
+POPULARITY = "popularity"
+
+
+class UnknownArmError(ReplayrecError):
+    """``?arm=`` names no arm this worker serves."""
 
 
 @dataclass
@@ -92,6 +105,9 @@ class RecommendationService:
         self.stats = ArmStats(self.redis, settings.bus_namespace)
         self.prefix = f"{settings.bus_namespace}:serve:"
         train = self.dataset.interactions()
+        if settings.train_until is not None:  # the shop as of the models' training cut
+            train = train.subset(train.timestamp < settings.train_until)
+        self.train = train
         self.offline_items = ItemTimeline.from_interactions(train)
         self.item_clock = OnlineItemClock(
             self.store,
@@ -99,13 +115,14 @@ class RecommendationService:
             settings.item_stats_ttl_s,
             self.metrics.errors.labels("item-stats").inc,
         )
-        context = StageContext(
-            catalog=self.catalog, train=train, seed=settings.seed, extras={"clock": self.item_clock}
-        )
+        self._views: dict[str, tuple[OnlineFeatures, OnlineItemClock]] = {}
+        self._views_lock = threading.Lock()
         layout = read_cascade_layout(settings.cascade or default_serving_cascade())
         self.models = ModelManager(
-            settings, self.dataset, layout, context, registry_uri=settings.tracking_uri,
-            warmup_requests=settings.warmup_requests, canary_enabled=settings.canary_fraction > 0,
+            settings, self.dataset, layout, self._context(self.item_clock),
+            registry_uri=settings.tracking_uri, warmup_requests=settings.warmup_requests,
+            canary_enabled=settings.canary_fraction > 0,
+            view_context=lambda view: self._context(self.view(view)[1]),
         )  # fmt: skip
         self.models.listeners.append(self._on_model_event)
         self._popular, self._popular_scores = self._offline_popularity(train)
@@ -124,6 +141,27 @@ class RecommendationService:
         self._items_by_raw = {str(r): i for i, r in enumerate(self.catalog.raw_ids.tolist())}
         self._pop_cache: tuple[tuple[int, int], float, list[tuple[int, int]]] | None = None
         self.limiter = anyio.CapacityLimiter(settings.inflight)
+
+    def _context(self, clock: OnlineItemClock) -> StageContext:
+        return StageContext(
+            catalog=self.catalog, train=self.train, seed=self.settings.seed, extras={"clock": clock}
+        )
+
+    def view(self, name: str | None) -> tuple[OnlineFeatures, OnlineItemClock]:
+        """The store (and item statistics) an arm reads: the live one, or the snapshot view ``name``."""
+        if name is None:
+            return self.store, self.item_clock
+        with self._views_lock:
+            got = self._views.get(name)
+            if got is None:
+                ns = view_namespace(self.settings.bus_namespace, name)
+                store = OnlineFeatures(self.redis, ns, self.catalog.groups)
+                clock = OnlineItemClock(
+                    store, self.offline_items, self.settings.item_stats_ttl_s,
+                    self.metrics.errors.labels("item-stats").inc,
+                )  # fmt: skip
+                got = self._views[name] = (store, clock)
+            return got
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
@@ -229,6 +267,17 @@ class RecommendationService:
         except ReplayrecError:  # a user the models never saw (new to the shop): -1, the cold-start user
             return -1
 
+    def arm_named(self, name: str) -> LoadedArm | None:
+        """A served arm by name (``prod``, ``canary``, ``ab:<arm>``; ``popularity``: None, the service's own
+        recent popularity). :class:`UnknownArmError` names the others."""
+        if name == POPULARITY:
+            return None
+        arms = {a.name: a for a in self.models.arms.all()}
+        if name not in arms:
+            known = ", ".join(sorted([*arms, POPULARITY]))
+            raise UnknownArmError(f"arm {name!r} is not served here; the arms are: {known}")
+        return arms[name]
+
     def route(self, user: str) -> LoadedArm | None:
         arms = self.models.arms
         uid = self.dense_user(user)
@@ -237,7 +286,8 @@ class RecommendationService:
             if bucket(key, self.settings.canary_salt) < self.settings.canary_fraction:
                 return arms.canary
         if arms.experiment is not None and arms.experiment_arms:
-            return arms.experiment_arms.get(arms.experiment.arm_for(user), arms.prod)
+            name = arms.experiment.arm_for(user)
+            return arms.prod if name is None else arms.experiment_arms.get(name, arms.prod)
         return arms.prod
 
     # -- recommendations ------------------------------------------------------------------------------
@@ -248,15 +298,18 @@ class RecommendationService:
         explain_it: bool = False,
         history: list[str] | None = None,
         use_cache: bool = True,
+        arm_override: str | None = None,
     ) -> dict[str, Any]:
+        """The user's top ``k`` from the routed arm (or ``arm_override``, an admin's choice)."""
         t0 = time.perf_counter()
         at_ms = self.now_ms()
-        arm = self.route(user)
-        arm_name = arm.name if arm is not None else "fallback"
+        arm = self.route(user) if arm_override is None else self.arm_named(arm_override)
+        arm_name = arm.name if arm is not None else (arm_override or "fallback")
         degraded: list[str] = []
         profile: UserProfile | None = None
+        store, _ = self.view(arm.features if arm is not None else None)
         try:
-            profile = self.store.profiles([user], at_ms)[0]
+            profile = store.profiles([user], at_ms)[0]
         except redis.RedisError:
             degraded.append("redis-unreachable")
         except StoreNotReadyError as exc:
@@ -272,7 +325,7 @@ class RecommendationService:
                 self._finish(arm_name, arm, t0, "ok", degraded=False)
                 return cached
         request = self._request(user, at_ms, profile, history)
-        if arm is None:
+        if arm is None and arm_name != POPULARITY:
             degraded.append("no-model-loaded")
         answer = self._answer(arm, request, k, explain_it, profile, at_ms, degraded)
         body = {
@@ -291,7 +344,8 @@ class RecommendationService:
         if explain_it:
             body["stages"] = [{"stage": s.stage, "status": s.status, "ms": round(s.ms, 3), "detail": s.detail}
                               for s in answer.stages]  # fmt: skip
-        self._remember(user, arm_name, answer.rows, cache_key if not answer.degraded else None, body)
+        cache = cache_key if not answer.degraded else None
+        self._remember(user, arm_name, answer.rows, cache, body, shown=arm_override is None)
         self._finish(arm_name, arm, t0, "ok", degraded=bool(answer.degraded))
         for reason in answer.degraded:
             self.metrics.degraded.labels(reason.split(":")[0]).inc()
@@ -416,13 +470,21 @@ class RecommendationService:
         return value
 
     def _remember(
-        self, user: str, arm: str, rows: list[dict[str, Any]], cache_key: str | None, body: dict[str, Any]
+        self,
+        user: str,
+        arm: str,
+        rows: list[dict[str, Any]],
+        cache_key: str | None,
+        body: dict[str, Any],
+        shown: bool = True,
     ) -> None:
-        """The list shown (for online HR: was the user's next event in it?) and the cached answer."""
+        """The list shown (for online HR: was the user's next event in it?) and the cached answer. An
+        admin's forced-arm answer (``shown=False``) was not shown to the user: it is only cached."""
         try:
             pipe = self.redis.pipeline(transaction=False)
-            shown = json.dumps({"arm": arm, "items": [r["item"] for r in rows]})
-            pipe.set(f"{self.prefix}last:{user}", shown, ex=LAST_SERVED_TTL_S)
+            if shown:
+                last = json.dumps({"arm": arm, "items": [r["item"] for r in rows]})
+                pipe.set(f"{self.prefix}last:{user}", last, ex=LAST_SERVED_TTL_S)
             if cache_key is not None:
                 pipe.set(cache_key, json.dumps(body), ex=self.settings.cache_ttl_s)
             pipe.execute()

@@ -48,6 +48,11 @@ class ServiceSettings(Settings):
         default=None, description="cascade YAML (default: LightGCN→DIN→RankNet @prod)"
     )
     tracking_uri: str | None = Field(default=None, description="MLflow registry URI")
+    train_until: float | None = Field(
+        default=None,
+        description="Unix seconds: the cut the models were trained at; the fitted channels (popularity, "
+        "item-CF) and the offline fallbacks see only the dataset's events before it",
+    )
     admin_token: SecretStr | None = Field(default=None, description="admin bearer token (unset: admin off)")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:8000"], description="the UI's origin(s)"

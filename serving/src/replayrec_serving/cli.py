@@ -1,10 +1,13 @@
 """The serving commands, added to the ``replayrec`` CLI through the ``replayrec.cli`` entry point:
-``replayrec serve``, ``replayrec ab set | show | clear``, ``replayrec bench serve``."""
+``replayrec serve``, ``replayrec ab set | show | clear``, ``replayrec bench serve``, ``replayrec replay
+evaluate`` and ``replayrec demo`` (the live system)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -90,9 +93,106 @@ def ab_clear(ctx: click.Context) -> None:
     click.echo("experiment cleared" if clear_experiment(_service_settings(ctx)) else "no experiment was set")
 
 
+def _train_config(path: Path | None) -> Path | None:
+    """``--train-config``, else the repository's quick profile when run from a checkout."""
+    if path is not None:
+        return path
+    quick = Path("configs/demo.yaml")
+    return quick if quick.is_file() else None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_live_options: list[Callable[[Any], Any]] = [
+    click.option("--dataset", help="the dataset (default: the prepared one)"),
+    click.option(
+        "--train-config",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="training profile for the models trained before the cut (default: configs/demo.yaml "
+        "when present, else the plugins' defaults)",
+    ),
+    click.option("--retrain", is_flag=True, help="train the models again even if the live registry has them"),
+    click.option(
+        "--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="service workers"
+    ),
+]
+
+
+def _with(options: list[Callable[[Any], Any]]) -> Callable[[F], F]:
+    def wrap(fn: F) -> F:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return wrap
+
+
+@click.command("evaluate")
+@_with(_live_options)
+@click.option(
+    "--users", type=click.IntRange(1), default=300, show_default=True, help="evaluated users (sampled)"
+)
+@click.option("--max-events-per-user", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), help="only the window's first days")
+@click.option("--no-item-cf", is_flag=True, help="leave out the item-CF arm")
+@click.option("--seed", type=int, default=0, show_default=True, help="user sampling and bootstrap seed")
+@json_option
+@click.pass_context
+def replay_evaluate_cmd(ctx: click.Context, /, **o: Any) -> None:
+    """Real-time vs nightly vs frozen features vs popularity, on the live path: models trained before the
+    temporal cut, the events after it replayed through the bus, the stream job and Redis, every arm asked
+    over HTTP just before each evaluated event. Starts (and stops) its own broker, job and service in the
+    namespace <namespace>-eval."""
+    from replayrec_serving._replay_eval import ReplayEvalRequest, evaluate_replay, format_replay_eval
+    from replayrec_serving._system import SystemRequest, live_system
+
+    base = _service_settings(ctx)
+    settings = base.model_copy(update={"bus_namespace": f"{base.bus_namespace}-eval"})
+    req = SystemRequest(dataset=o["dataset"], train_config=_train_config(o["train_config"]),
+                        retrain=o["retrain"], workers=o["workers"], clear_store_at_exit=True)  # fmt: skip
+    ev = ReplayEvalRequest(users=o["users"], max_events_per_user=o["max_events_per_user"], days=o["days"],
+                           item_cf=not o["no_item_cf"], seed=o["seed"])  # fmt: skip
+    ev.check()
+    say = (lambda m: click.echo(m, err=True)) if o["as_json"] else click.echo
+    with live_system(settings, req, say) as system:
+        result = evaluate_replay(system, ev, say)
+        result["setup_seconds"] = {k: round(v, 1) for k, v in system.timings.items()}
+    if o["as_json"]:
+        echo_json(result)
+    else:
+        click.echo(format_replay_eval(result))
+
+
+@click.command("demo")
+@_with(_live_options)
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="run this long, then stop (default: until Ctrl-C)"
+)
+@click.option("--port", type=click.IntRange(1, 65535), help="the service's port [default 8000]")
+@click.option("--speed", default="3600", show_default=True, help="replay speed after the evaluated days")
+@click.option("--eval-users", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--eval-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True)
+@click.pass_context
+def demo_cmd(ctx: click.Context, /, **o: Any) -> None:
+    """The live system end to end: models (trained before the cut, or reused), broker, stream job, service
+    and web UI, a short replay evaluation, then a watchable replay — until Ctrl-C or --seconds."""
+    from replayrec_serving._demo import DemoRequest, run_demo
+
+    settings = _service_settings(ctx, port=o["port"])
+    req = DemoRequest(dataset=o["dataset"], train_config=_train_config(o["train_config"]),
+                      seconds=o["seconds"], eval_users=o["eval_users"], eval_days=o["eval_days"],
+                      speed=o["speed"], retrain=o["retrain"], workers=o["workers"],
+                      admin_token=os.environ.get("REPLAYREC_ADMIN_TOKEN") or None)  # fmt: skip
+    run_demo(settings, req, click.echo)
+
+
 def register(root: click.Group) -> None:
     """Add the serving commands to the ``replayrec`` CLI."""
     root.add_command(serve_cmd)
+    root.add_command(demo_cmd)
+    replay = root.commands.get("replay")
+    if isinstance(replay, click.Group):
+        replay.add_command(replay_evaluate_cmd)
     ab = root.commands.get("ab")
     if isinstance(ab, click.Group):
         for cmd in (ab_set, ab_show, ab_clear):

@@ -1,6 +1,6 @@
 """Evaluation: protocols, exact vectorised ranking metrics, bootstrap intervals, reports."""
 
-from replayrec.evaluation._bootstrap import bootstrap_ci, paired_lift
+from replayrec.evaluation._bootstrap import bootstrap_ci, paired_lift, paired_ratio
 from replayrec.evaluation._evaluate import (
     DEFAULT_KS,
     EvalResult,
@@ -10,7 +10,14 @@ from replayrec.evaluation._evaluate import (
     target_ranks,
 )
 from replayrec.evaluation._metrics import group_auc, per_user_metrics
-from replayrec.evaluation._protocols import DEFAULT_HISTORY, PROTOCOLS, EvalSet, ProtocolSplit, build_split
+from replayrec.evaluation._protocols import (
+    DEFAULT_HISTORY,
+    PROTOCOLS,
+    EvalSet,
+    ProtocolSplit,
+    build_split,
+    temporal_cutoff,
+)
 from replayrec.evaluation._report import markdown_table, write_report
 
 __all__ = [
@@ -28,7 +35,9 @@ __all__ = [
     "group_auc",
     "markdown_table",
     "paired_lift",
+    "paired_ratio",
     "per_user_metrics",
     "target_ranks",
+    "temporal_cutoff",
     "write_report",
 ]

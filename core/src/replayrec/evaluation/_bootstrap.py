@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["bootstrap_ci", "paired_lift"]
+__all__ = ["bootstrap_ci", "paired_lift", "paired_ratio"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -81,3 +81,25 @@ def paired_lift(
         return point, float("nan"), float("nan")
     lo, hi = np.percentile(lifts, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return point, float(lo), float(hi)
+
+
+def paired_ratio(
+    num: F64, den: F64, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """``sum(num) / sum(den)`` of per-user sums measured on the same users (e.g. hits of two arms), with a
+    percentile interval from resampling users: event-level rates, clustered by user."""
+    if num.shape != den.shape:
+        raise ValueError(f"paired values need the same users: {num.shape} vs {den.shape}")
+    if den.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = float(num.sum() / den.sum())
+    if n_boot <= 0 or num.size == 0:
+        return point, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, num.size, num.size), minlength=num.size)
+                       for _ in range(n_boot)]).astype(np.float64)  # fmt: skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = (counts @ num) / (counts @ den)
+    ratios = ratios[np.isfinite(ratios)]
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return point, float(np.percentile(ratios, lo)), float(np.percentile(ratios, hi))

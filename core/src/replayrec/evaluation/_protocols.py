@@ -25,7 +25,7 @@ from replayrec.data import Dataset, Interactions
 from replayrec.errors import ConfigError
 from replayrec.features import FeatureSpec
 
-__all__ = ["PROTOCOLS", "EvalSet", "ProtocolSplit", "build_split"]
+__all__ = ["PROTOCOLS", "EvalSet", "ProtocolSplit", "build_split", "temporal_cutoff"]
 
 I64 = npt.NDArray[np.int64]
 Protocol = Literal["loo", "given", "temporal"]
@@ -177,12 +177,18 @@ def _holdout_set(fit: Interactions, held: Interactions, req_time: I64, mask: boo
     return full.subset(rows)
 
 
+def temporal_cutoff(data: Interactions, holdout: float = 0.1) -> int:
+    """The ``temporal`` protocol's cut ``T`` (Unix seconds): the events at or after it are the last
+    ``holdout`` of the data; the models fit on the events before it."""
+    if not 0 < holdout < 1:
+        raise ConfigError(f"temporal hold-out fraction must be in (0, 1), got {holdout}")
+    return int(np.quantile(data.timestamp, 1 - holdout))
+
+
 def _temporal(
     data: Interactions, holdout: float, cutoff: int | None, mask: bool
 ) -> tuple[Interactions, EvalSet, int]:
-    if not 0 < holdout < 1:
-        raise ConfigError(f"temporal hold-out fraction must be in (0, 1), got {holdout}")
-    t = cutoff if cutoff is not None else int(np.quantile(data.timestamp, 1 - holdout))
+    t = cutoff if cutoff is not None else temporal_cutoff(data, holdout)
     before = data.timestamp < t
     if not before.any() or before.all():
         raise ConfigError(f"temporal cutoff {t} leaves no training or no hold-out events")

@@ -21,6 +21,7 @@ from replayrec.features._online import (
     StoreMeta,
     StoreNotReadyError,
     feature_prefix,
+    view_namespace,
 )
 from replayrec.features._spec import (
     DAY_MS,
@@ -56,5 +57,6 @@ __all__ = [
     "interest_vector",
     "parse_offsets",
     "screen",
+    "view_namespace",
     "window_start_ms",
 ]

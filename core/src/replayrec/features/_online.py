@@ -43,7 +43,14 @@ from replayrec.features._spec import (
     window_start_ms,
 )
 
-__all__ = ["ApplyOutcome", "OnlineFeatures", "StoreMeta", "StoreNotReadyError", "feature_prefix"]
+__all__ = [
+    "ApplyOutcome",
+    "OnlineFeatures",
+    "StoreMeta",
+    "StoreNotReadyError",
+    "feature_prefix",
+    "view_namespace",
+]
 
 I64 = npt.NDArray[np.int64]
 
@@ -125,6 +132,11 @@ class StoreNotReadyError(ReplayrecError):
 
 def feature_prefix(namespace: str) -> str:
     return f"{namespace}:f:"
+
+
+def view_namespace(namespace: str, view: str) -> str:
+    """The namespace of the snapshot ``view`` of ``namespace``'s store (:meth:`OnlineFeatures.copy_to`)."""
+    return f"{namespace}:view:{view}"
 
 
 @dataclass(frozen=True)
@@ -404,3 +416,33 @@ class OnlineFeatures:
         """Every user with a profile (a scan: tests and tools, not the request path)."""
         n = len(self.prefix) + 2
         return sorted(k.decode()[n:] for k in self.r.scan_iter(match=self.prefix + "u:*", count=5000))
+
+    # -- snapshots ----------------------------------------------------------------------------------
+    def copy_to(self, dest: OnlineFeatures, users: Iterable[str] | None = None) -> int:
+        """Copy this store into ``dest`` (another namespace), replacing what ``dest`` held: every item, daily
+        and global key, and the profiles of ``users`` (default: every user). A *snapshot*: a view that stays
+        as it is while this store moves on (the nightly-batch and frozen arms of the replay evaluation).
+        The meta key is copied last, so ``dest`` reads as ready only once complete. Take it while the
+        writer is quiet; otherwise it may hold part of one batch. Returns the keys copied."""
+        if dest.prefix == self.prefix:
+            raise ConfigError(f"a store cannot be copied onto itself ({self.prefix}*)")
+        dest.clear()
+        keys: list[str] = []
+        if users is None:
+            keys.extend(k.decode() for k in self.r.scan_iter(match=self.prefix + "u*", count=5000))
+        else:
+            keys.extend(f"{self.prefix}{kind}:{u}" for u in users for kind in ("u", "ur", "ux", "ug"))
+        for pattern in ("i:*", "pop:*"):
+            keys.extend(k.decode() for k in self.r.scan_iter(match=self.prefix + pattern, count=5000))
+        keys.append(self.prefix + "g")
+        n = 0
+        for lo in range(0, len(keys), 2000):
+            pipe = self.r.pipeline(transaction=False)
+            for key in keys[lo : lo + 2000]:
+                pipe.copy(key, dest.prefix + key[len(self.prefix) :], replace=True)
+            n += sum(bool(x) for x in pipe.execute())
+        if not self.r.copy(self.meta_key, dest.meta_key, replace=True):
+            raise StoreNotReadyError(
+                "missing", f"the online store {self.prefix}* has no meta: nothing copied"
+            )
+        return n + 1

@@ -1,0 +1,80 @@
+"""``replayrec demo``: the live system on the prepared dataset — models trained before the temporal cut (or
+reused), broker, streaming job, the service with its web UI, a short replay evaluation, then the events after
+the evaluated days replayed at a watchable speed — until Ctrl-C or ``seconds``; everything stopped after."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from replayrec.application import ReplayRequest, replay_start_detached, replay_stop
+from replayrec.runtime import write_json_atomic
+from replayrec_serving._replay_eval import DAY_S, ReplayEvalRequest, evaluate_replay, format_replay_eval
+from replayrec_serving._settings import ServiceSettings
+from replayrec_serving._system import SystemRequest, live_system, workspace
+
+__all__ = ["DemoRequest", "run_demo"]
+
+log = logging.getLogger("replayrec.serving")
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    dataset: str | None = None
+    train_config: Path | None = None
+    seconds: float | None = None  # None: until Ctrl-C
+    eval_users: int = 100
+    eval_days: float = 7.0
+    speed: str = "3600"
+    retrain: bool = False
+    workers: int = 2
+    admin_token: str | None = None
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def run_demo(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], None]) -> dict[str, Any]:
+    """Run the demo (see the module docstring); the replay evaluation's result."""
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    system_req = SystemRequest(
+        dataset=req.dataset, train_config=req.train_config, retrain=req.retrain, port=settings.port,
+        workers=req.workers, admin_token=req.admin_token,
+    )  # fmt: skip
+    with live_system(settings, system_req, say) as system:
+        result = evaluate_replay(system, ReplayEvalRequest(users=req.eval_users, days=req.eval_days), say)
+        path = workspace(system.core, system.dataset.name) / "replay-eval.json"
+        write_json_atomic(path, result)
+        say(format_replay_eval(result))
+        say(f"(the whole result: {path})")
+        start = system.cut + req.eval_days * DAY_S
+        replay = ReplayRequest(
+            dataset=system.dataset.name, start=str(start), speed=req.speed, metrics_port=None
+        )
+        replay_start_detached(system.core, replay)
+        try:
+            say(f"replaying the events after {start:.0f} at {req.speed}× (the time slider moves it)")
+            say(f"\n  the live UI: {system.url}/ui#token={system.token}\n")
+            say("Ctrl-C stops everything" if req.seconds is None else f"running for {req.seconds:.0f} s")
+            stop.wait(req.seconds)
+        finally:
+            replay_stop(system.core)
+    say("demo stopped: the service, the replay, the stream job and the broker are down")
+    return result
+
+
+def dump(result: dict[str, Any]) -> str:
+    return json.dumps(result, indent=2, sort_keys=True)
