@@ -16,7 +16,7 @@ import replayrec_serving
 from replayrec_serving._metrics import ServiceMetrics
 from replayrec_serving._service import RecommendationService
 from replayrec_serving._settings import ServiceSettings
-from replayrec_serving.routes import admin, events, health, recommendations, replay
+from replayrec_serving.routes import admin, events, health, recommendations, replay, ui
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -61,8 +61,9 @@ def create_app(settings: ServiceSettings | None = None, *, watch: bool = True) -
             return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
         return await call_next(request)
 
-    for module in (recommendations, events, replay, admin, health):
+    for module in (recommendations, events, replay, admin, health, ui):
         app.include_router(module.router)
+    app.mount("/ui", ui.static_files(), name="ui")  # after the routes: /ui and /ui/ are the page
     return app
 
 

@@ -8,15 +8,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "USER_ID",
+    "USER_PREFIX",
+    "ArmTraffic",
     "ArmsResponse",
     "Explanation",
     "FeedbackIn",
+    "Freshness",
+    "InterestBar",
     "Recommendation",
     "RecommendationsResponse",
     "ReplaySeek",
     "ReplaySpeed",
     "ReplayStart",
+    "ReplayView",
     "StageTrace",
+    "SystemResponse",
+    "Timeline",
+    "Traffic",
+    "UserEvent",
+    "UserProfileResponse",
+    "UserSummary",
+    "UsersResponse",
 ]
 
 #: the shop's user ids: 1–128 characters, letters, digits and ``_ . : @ -``
@@ -92,4 +104,107 @@ class ReplaySeek(BaseModel):
 
 class ArmsResponse(BaseModel):
     arms: dict[str, dict[str, Any]] = Field(description="live numbers per arm (every worker, from Redis)")
+    serving: dict[str, Any] = Field(description="what this worker serves: arms, versions, experiment")
+
+
+# -- the web UI (GET /v1/users, /v1/users/{user_id}, /v1/system) ---------------------------------------------
+#: a user-id prefix to search for: what a user id may hold, possibly empty
+USER_PREFIX = r"^[A-Za-z0-9_.:@-]{0,128}$"
+
+
+class UserSummary(BaseModel):
+    user: str
+    events: int = Field(description="events applied to the profile (its version)")
+
+
+class UsersResponse(BaseModel):
+    prefix: str
+    users: list[UserSummary] = Field(description="sorted by user id")
+    complete: bool = Field(description="false when the bounded scan of the store stopped before its end")
+
+
+class UserEvent(BaseModel):
+    item: str = Field(description="the shop's raw item id")
+    title: str
+    action: str
+    time_ms: int = Field(description="event time (Unix ms)")
+    group: int = Field(description="the item's group")
+
+
+class InterestBar(BaseModel):
+    group: int
+    label: str = Field(description="the title of the group's most consumed item (groups are clusters)")
+    weight: float = Field(description="decayed interest, summing to 1 over the groups (0 without events)")
+
+
+class UserProfileResponse(BaseModel):
+    user: str
+    store: str = Field(description="ready | missing | rebuilding | unreachable (then the profile is empty)")
+    version: int = Field(description="events applied to the profile (0: unknown user)")
+    as_of_ms: int = Field(description="the moment the interest is computed for (the replay clock)")
+    first_ms: int | None
+    last_ms: int | None
+    counts: dict[str, int] = Field(description="events per action")
+    recent: list[UserEvent] = Field(description="the newest events, newest first")
+    interest: list[InterestBar] = Field(description="one per item group, in group order")
+
+
+class Timeline(BaseModel):
+    start_ms: int = Field(description="the dataset's first event time")
+    end_ms: int = Field(description="its last event time")
+    events: int
+
+
+class ReplayView(BaseModel):
+    status: str
+    speed: float | str
+    clock_ms: int
+    clock_running: bool
+    position: int
+    published: int
+    total: int
+    updated_ms: int
+
+
+class Freshness(BaseModel):
+    store: str = Field(description="ready | rebuilding | missing | unreachable")
+    applied: int | None = Field(description="events the stream job applied to the store")
+    dead: int | None
+    batch: int | None
+    newest_event_ms: int | None = Field(description="the newest event time applied (over the partitions)")
+    behind_clock_s: float | None = Field(description="replay clock − newest event time applied")
+    updated_ms: int | None = Field(description="wall time of the last batch applied")
+    applied_ago_s: float | None
+    applied_per_s: float | None = Field(description="events applied per second over the traffic window")
+    job: str | None = Field(description="the stream job's state, when it runs on this machine")
+    lag_events: int | None = Field(description="records on the topic the store has not applied")
+    freshness_p50_ms: float | None = Field(description="produced → visible in Redis, last applied batch")
+    freshness_p99_ms: float | None
+    last_batch_ms: int | None
+
+
+class Traffic(BaseModel):
+    window_s: float | None = Field(description="the window the numbers cover (null: since the start)")
+    requests: int
+    qps: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    error_rate: float
+
+
+class ArmTraffic(BaseModel):
+    requests: int
+    share: float | None
+    p99_ms: float | None
+    versions: dict[str, str]
+
+
+class SystemResponse(BaseModel):
+    now_ms: int
+    clock_ms: int = Field(description="the replay clock (the end of the data without a replay)")
+    timeline: Timeline
+    replay: ReplayView | None
+    freshness: Freshness
+    traffic: Traffic
+    arms: dict[str, ArmTraffic] = Field(description="requests, share and p99 per arm over the window")
     serving: dict[str, Any] = Field(description="what this worker serves: arms, versions, experiment")

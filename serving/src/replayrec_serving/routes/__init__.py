@@ -1,5 +1,5 @@
 """The service's routers, one per resource."""
 
-from replayrec_serving.routes import admin, events, health, recommendations, replay
+from replayrec_serving.routes import admin, events, health, recommendations, replay, ui
 
-__all__ = ["admin", "events", "health", "recommendations", "replay"]
+__all__ = ["admin", "events", "health", "recommendations", "replay", "ui"]
