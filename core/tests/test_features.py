@@ -309,8 +309,10 @@ def test_a_snapshot_view_stays_as_it_was_while_the_store_moves_on(store: OnlineF
     at = T0 + 100 * DAY_MS
     view = OnlineFeatures(store.r, view_namespace(store.prefix[:-3], "nightly"), store.groups)
     try:
-        copied = store.copy_to(view, ["u1", "u2"])
+        copied = store.copy_to(view, ["u1", "u2"], as_of_ms=at)
         assert copied > 3
+        assert view.as_of_ms() == at  # the moment the snapshot stands for
+        assert store.as_of_ms() is None
         before = {u: store.profile(u, at) for u in ("u1", "u2")}
         items = store.item_stats(range(20))
         assert _apply(store, 1000, 2000) == "ok"

@@ -9,7 +9,7 @@ import pytest
 from replayrec.bus import Schedule
 from replayrec.evaluation import paired_ratio
 from replayrec_serving import Experiment
-from replayrec_serving._replay_eval import DAY_S, ReplayEvalRequest, _groups, _Plan
+from replayrec_serving._replay_eval import DAY_S, ReplayEvalRequest, _finite, _groups, _Plan
 
 T0 = 1_400_000_000 - 1_400_000_000 % DAY_S  # a UTC midnight
 
@@ -81,3 +81,8 @@ def test_arms_without_weight_take_no_traffic_but_can_be_named() -> None:
         Experiment.parse(
             {"name": "e", "salt": "s", "arms": [{"name": "a", "cascade": layout, "features": "bad name!"}]}
         )
+
+
+def test_the_result_holds_no_nan_for_json() -> None:
+    got = _finite({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}, "e": "x"})
+    assert got == {"a": None, "b": [1.0, None], "c": {"d": 2}, "e": "x"}

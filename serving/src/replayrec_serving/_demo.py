@@ -4,21 +4,20 @@ the evaluated days replayed at a watchable speed — until Ctrl-C or ``seconds``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from replayrec.application import ReplayRequest, replay_start_detached, replay_stop
 from replayrec.runtime import write_json_atomic
 from replayrec_serving._replay_eval import DAY_S, ReplayEvalRequest, evaluate_replay, format_replay_eval
 from replayrec_serving._settings import ServiceSettings
-from replayrec_serving._system import SystemRequest, live_system, workspace
+from replayrec_serving._system import SystemRequest, live_system, sigterm_interrupts, workspace
 
 __all__ = ["DemoRequest", "run_demo"]
 
@@ -34,24 +33,22 @@ class DemoRequest:
     eval_days: float = 7.0
     speed: str = "3600"
     retrain: bool = False
+    retrain_from: str | None = None
     workers: int = 2
     admin_token: str | None = None
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-
-
 def run_demo(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], None]) -> dict[str, Any]:
-    """Run the demo (see the module docstring); the replay evaluation's result."""
-    stop = threading.Event()
-    _stop_on_signals(stop)
+    """Run the demo (see the module docstring); the replay evaluation's result. Ctrl-C (or SIGTERM) at any
+    moment stops what was started; while the replay runs, it is the normal end."""
+    with sigterm_interrupts():
+        return _run(settings, req, say)
+
+
+def _run(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], None]) -> dict[str, Any]:
     system_req = SystemRequest(
-        dataset=req.dataset, train_config=req.train_config, retrain=req.retrain, port=settings.port,
+        dataset=req.dataset, train_config=req.train_config, retrain=req.retrain,
+        retrain_from=req.retrain_from, port=settings.port,
         workers=req.workers, admin_token=req.admin_token,
     )  # fmt: skip
     with live_system(settings, system_req, say) as system:
@@ -69,7 +66,8 @@ def run_demo(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], N
             say(f"replaying the events after {start:.0f} at {req.speed}× (the time slider moves it)")
             say(f"\n  the live UI: {system.url}/ui#token={system.token}\n")
             say("Ctrl-C stops everything" if req.seconds is None else f"running for {req.seconds:.0f} s")
-            stop.wait(req.seconds)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait(req.seconds)
         finally:
             replay_stop(system.core)
     say("demo stopped: the service, the replay, the stream job and the broker are down")

@@ -151,7 +151,11 @@ class ModelManager:
     def key_of(self, layout: Mapping[str, Any], features: str | None = None) -> str:
         """The arm key: the resolved layout and versions, and the store view the arm reads."""
         key = self.resolve(layout)[2]
-        return key if features is None else hashlib.sha256(f"{key}:{features}".encode()).hexdigest()[:16]
+        return key if features is None else self._view_key(key, features)
+
+    @staticmethod
+    def _view_key(key: str, features: str) -> str:
+        return hashlib.sha256(f"{key}:{features}".encode()).hexdigest()[:16]
 
     def _context(self, features: str | None) -> StageContext:
         if features is None:
@@ -162,8 +166,8 @@ class ModelManager:
 
     def build(self, name: str, layout: Mapping[str, Any], features: str | None = None) -> LoadedArm:
         """Resolve, build, warm: a :class:`LoadedArm` ready to serve (cached by its key)."""
-        resolved, versions, _ = self.resolve(layout)
-        key = self.key_of(layout, features)
+        resolved, versions, base = self.resolve(layout)  # one resolution: an alias may move meanwhile
+        key = base if features is None else self._view_key(base, features)
         cached = self._built.get(key)
         if cached is not None:
             self._built.move_to_end(key)

@@ -21,26 +21,29 @@ other users, never across a midnight.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
 import numpy.typing as npt
 import redis
 
-from replayrec.application import online_store, wait_for_stream
+from replayrec.application import online_store, stream_dir, wait_for_stream
 from replayrec.bus import EventPublisher, RedisStateStore, ReplayState, Schedule, build_schedule
 from replayrec.cascade import read_cascade_layout
 from replayrec.errors import ConfigError, ReplayrecError
 from replayrec.evaluation import bootstrap_ci, paired_ratio
 from replayrec.features import OnlineFeatures, view_namespace
+from replayrec.runtime import read_pid
 from replayrec_serving._experiment import Experiment, ExperimentArm, ExperimentStore
 from replayrec_serving._settings import default_serving_cascade
 from replayrec_serving._system import LiveSystem
@@ -101,6 +104,11 @@ class _Plan:
     evaluated: I64  # schedule positions of the evaluated events, in order
     users: list[str]  # the sampled users, sorted
     users_eligible: int
+    repeats: int = 0  # evaluated events whose item the user already had (no arm excluding it can hit)
+    index: dict[int, int] = field(init=False)  # schedule position → row of the evaluated event
+
+    def __post_init__(self) -> None:
+        self.index = {int(p): j for j, p in enumerate(self.evaluated.tolist())}
 
 
 def _plan(system: LiveSystem, req: ReplayEvalRequest) -> _Plan:
@@ -114,16 +122,37 @@ def _plan(system: LiveSystem, req: ReplayEvalRequest) -> _Plan:
     raw = ds.users["raw_id"].astype(str).to_numpy()
     known = set(raw[np.unique(inter.user[before])].tolist())
     eligible = sorted({u for u in sched.users if u in known})
+    if not eligible:
+        raise ReplayrecError("no user is active both before and after the cut: nothing to evaluate")
     rng = np.random.default_rng(req.seed)
     pick = rng.choice(len(eligible), size=min(req.users, len(eligible)), replace=False)
     chosen = sorted(eligible[i] for i in pick.tolist())
     wanted, seen = set(chosen), dict.fromkeys(chosen, 0)
-    positions = []
-    for i, u in enumerate(sched.users):
-        if u in wanted and seen[u] < req.max_events_per_user:
+    had = _items_before(ds, raw, wanted, system.cut)
+    positions, repeats = [], 0
+    for i, (u, item) in enumerate(zip(sched.users, sched.items, strict=True)):
+        if u not in wanted:
+            continue
+        if seen[u] < req.max_events_per_user:
             seen[u] += 1
             positions.append(i)
-    return _Plan(sched, np.array(positions, dtype=np.int64), chosen, len(eligible))
+            repeats += item in had[u]
+        had[u].add(item)
+    return _Plan(sched, np.array(positions, dtype=np.int64), chosen, len(eligible), repeats)
+
+
+def _items_before(ds: Any, raw_users: Any, users: set[str], cut: int) -> dict[str, set[str]]:
+    """The raw item ids each of ``users`` had an event with before the cut."""
+    ev = ds.events
+    mask = ev["timestamp"].to_numpy() < cut
+    item_raw = ds.items["raw_id"].astype(str).to_numpy()
+    out: dict[str, set[str]] = {u: set() for u in users}
+    for u, i in zip(
+        raw_users[ev["user"].to_numpy()[mask]], item_raw[ev["item"].to_numpy()[mask]], strict=True
+    ):
+        if u in out:
+            out[u].add(i)
+    return out
 
 
 def _groups(plan: _Plan, group_events: int) -> list[list[int]]:
@@ -184,10 +213,15 @@ class _Stepper:
 
     def _wait_applied(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
+        pid_file = stream_dir(self.system.core) / "job.pid"
+        n = 0
         while time.monotonic() < deadline:
             meta = self.store.meta()
             if meta is not None and all(meta.offsets.get(p, 0) >= e for p, e in self.ends.items()):
                 return
+            n += 1
+            if n % 250 == 0 and read_pid(pid_file, expect="stream run") is None:
+                raise ReplayrecError("the stream job has stopped (see its job.log)")
             time.sleep(0.02)
         raise ReplayrecError(f"the stream job did not apply the replayed events within {timeout_s:.0f} s")
 
@@ -205,9 +239,11 @@ class _Stepper:
         self.clock.close()
 
 
-def _snapshot(live: OnlineFeatures, namespace: str, view: str, users: list[str]) -> None:
-    """The store view ``view`` := the live store now (the evaluated users' profiles and every item)."""
-    live.copy_to(OnlineFeatures(live.r, view_namespace(namespace, view), live.groups), users)
+def _snapshot(live: OnlineFeatures, namespace: str, view: str, users: list[str], as_of_s: float) -> None:
+    """The store view ``view`` := the live store now (the evaluated users' profiles and every item),
+    standing for the moment ``as_of_s``: its arm answers as of then."""
+    dest = OnlineFeatures(live.r, view_namespace(namespace, view), live.groups)
+    live.copy_to(dest, users, as_of_ms=int(as_of_s * 1000))
 
 
 def _experiment(system: LiveSystem, item_cf: bool) -> Experiment:
@@ -228,10 +264,11 @@ def _await_arms(
     deadline = time.monotonic() + timeout_s
     streak, body = 0, {}
     while time.monotonic() < deadline:
-        body = client.get(f"{system.url}/v1/arms").json()
+        # a new connection each time: each worker has its own socket, the kernel spreads connections
+        body = client.get(f"{system.url}/v1/arms", headers={"Connection": "close"}).json()
         served = set(body.get("serving", {}).get("arms", {}))
         streak = streak + 1 if all(n in served for n in names) else 0
-        if streak >= 2 * system.settings.workers:
+        if streak >= 4 * system.settings.workers:
             return dict(body)
         time.sleep(0.5)
     raise ReplayrecError(f"the service did not load the evaluation arms {names} within {timeout_s:.0f} s")
@@ -239,17 +276,20 @@ def _await_arms(
 
 def _ask(client: httpx.Client, system: LiveSystem, user: str, arm: str, k: int) -> tuple[list[str], bool]:
     headers = {"Authorization": f"Bearer {system.token}", "Cache-Control": "no-cache"}
-    for attempt in range(3):
+    deadline, failures = time.monotonic() + 120, 0
+    while True:
         r = client.get(
             f"{system.url}/v1/recommendations/{user}", params={"k": k, "arm": arm}, headers=headers
         )
         if r.status_code == 200:
             body = r.json()
             return [row["item"] for row in body["items"]], bool(body.get("degraded"))
-        if r.status_code < 500 or attempt == 2:
+        loading = r.status_code == 422 and "not served here" in r.text  # a worker still loading the arm
+        failures += r.status_code >= 500
+        retry = loading or (r.status_code >= 500 and failures < 3)
+        if not retry or time.monotonic() > deadline:
             raise ReplayrecError(f"the service answered {r.status_code} for {user} on {arm}: {r.text[:300]}")
         time.sleep(0.5)
-    raise AssertionError("unreachable")
 
 
 def evaluate_replay(
@@ -266,37 +306,58 @@ def evaluate_replay(
         f"{plan.users_eligible:,} active before and after the cut) in {len(groups)} steps; "
         f"arms {', '.join(arms)}"
     )
-    store = ExperimentStore(redis.Redis.from_url(system.core.redis_url), system.core.bus_namespace)
-    stepper = _Stepper(system, plan.schedule)
-    ns = system.core.bus_namespace
-    _snapshot(stepper.store, ns, "frozen", plan.users)
-    _snapshot(stepper.store, ns, "nightly", plan.users)
-    store.set(_experiment(system, req.item_cf))
     ranks = {a: np.zeros(plan.evaluated.size, dtype=np.int64) for a in arms}
     degraded = dict.fromkeys(arms, 0)
-    index = {int(p): j for j, p in enumerate(plan.evaluated.tolist())}
-    try:
-        with httpx.Client(timeout=60) as client, ThreadPoolExecutor(req.concurrency) as pool:
-            _await_arms(client, system, [s for s in arms.values() if s.startswith("ab:")], 900)
-            night = int(plan.schedule.times[0] // DAY_S)
-            for n, group in enumerate(groups):
-                day = int(plan.schedule.times[group[0]] // DAY_S)
-                if day != night:  # midnight: publish up to the day's first event, then the nightly batch
-                    first = int(np.searchsorted(plan.schedule.times, day * DAY_S, side="left"))
-                    stepper.publish_to(first)
-                    _snapshot(stepper.store, ns, "nightly", plan.users)
-                    night = day
-                stepper.publish_to(group[0])
-                stepper.set_clock(float(plan.schedule.times[group[0]]) - 0.001)
-                time.sleep(0.25)  # each worker re-reads the replay clock at most every 200 ms
-                _ask_group(client, pool, system, plan, group, arms, req.k, ranks, degraded, index)
-                if n % 50 == 49:
-                    say(f"  {n + 1}/{len(groups)} steps, {time.perf_counter() - t0:.0f} s")
-            stepper.publish_to(len(plan.schedule))  # the rest of the window: the store ends where it ends
-    finally:
-        stepper.close()
-        store.clear()
-    return _result(system, plan, req, groups, ranks, degraded, stepper.freshness_ms, time.perf_counter() - t0)
+    with contextlib.ExitStack() as stack:
+        client = redis.Redis.from_url(system.core.redis_url)
+        stack.callback(client.close)
+        experiments = ExperimentStore(client, system.core.bus_namespace)
+        stack.callback(experiments.clear)  # the evaluation's arms go when it ends, however it ends
+        stepper = _Stepper(system, plan.schedule)
+        stack.callback(stepper.close)
+        ns = system.core.bus_namespace
+        _snapshot(stepper.store, ns, "frozen", plan.users, system.cut)
+        _snapshot(stepper.store, ns, "nightly", plan.users, system.cut)
+        experiments.set(_experiment(system, req.item_cf))
+        http = stack.enter_context(httpx.Client(timeout=60))
+        pool = ThreadPoolExecutor(req.concurrency)
+        stack.callback(pool.shutdown, wait=False, cancel_futures=True)  # an error does not wait for the rest
+        served = _await_arms(http, system, [s for s in arms.values() if s.startswith("ab:")], 900)
+        ask = functools.partial(_ask_group, http, pool, system, plan, arms=arms, k=req.k, ranks=ranks,
+                                degraded=degraded)  # fmt: skip
+        _steps(stepper, plan, groups, ns, ask, say, t0)
+    out = _result(system, plan, req, groups, ranks, degraded, stepper.freshness_ms, time.perf_counter() - t0)
+    out["served"] = {
+        a: served.get("serving", {}).get("arms", {}).get(s, {}).get("versions") for a, s in arms.items()
+    }
+    return out
+
+
+def _steps(
+    stepper: _Stepper,
+    plan: _Plan,
+    groups: list[list[int]],
+    ns: str,
+    ask: Callable[[list[int]], None],
+    say: Callable[[str], None],
+    t0: float,
+) -> None:
+    """Publish, wait, set the clock, ask — step by step; the nightly snapshot at every midnight."""
+    times = plan.schedule.times
+    night = int(times[0] // DAY_S)
+    for n, group in enumerate(groups):
+        day = int(times[group[0]] // DAY_S)
+        if day != night:  # midnight: publish up to the day's first event, then the nightly batch
+            stepper.publish_to(int(np.searchsorted(times, day * DAY_S, side="left")))
+            _snapshot(stepper.store, ns, "nightly", plan.users, day * DAY_S)
+            night = day
+        stepper.publish_to(group[0])
+        stepper.set_clock(float(times[group[0]]) - 0.001)
+        time.sleep(0.25)  # each worker re-reads the replay clock at most every 200 ms
+        ask(group)
+        if n % 50 == 49:
+            say(f"  {n + 1}/{len(groups)} steps, {time.perf_counter() - t0:.0f} s")
+    stepper.publish_to(len(plan.schedule))  # the rest of the window: the store ends where the window ends
 
 
 def _ask_group(
@@ -309,9 +370,9 @@ def _ask_group(
     k: int,
     ranks: dict[str, I64],
     degraded: dict[str, int],
-    index: dict[int, int],
 ) -> None:
     sched = plan.schedule
+    index = plan.index
     jobs = [
         (e, a, pool.submit(_ask, client, system, sched.users[e], s, k))
         for e in group
@@ -369,7 +430,7 @@ def _result(
                 ratios[f"real_time/{other}:{metric}"] = {"ratio": point, "ci": [lo, hi]}
     fresh = np.array(freshness_ms) if freshness_ms else np.zeros(1)
     hr = f"hr@{req.k}"
-    return {
+    out = {
         "dataset": system.dataset.name,
         "cut": system.cut,
         "cut_date": datetime.fromtimestamp(system.cut, UTC).date().isoformat(),
@@ -380,23 +441,39 @@ def _result(
             "days": round(float(sched.times[-1] - sched.times[0]) / DAY_S, 2),
         },
         "sampling": f"{len(plan.users)} of {plan.users_eligible} users active before and after the cut "
-        f"(seed {req.seed}), each with its first {req.max_events_per_user} events after it",
+        f"(seed {req.seed}), each with its first {req.max_events_per_user} events after it"
+        + ("" if req.days is None else f" within {req.days:g} days"),
+        "repeat_targets": plan.repeats,
         "n_users": len(plan.users),
         "n_events": int(plan.evaluated.size),
         "k": req.k,
         "arms": out_arms,
         "ratio_real_time_over_frozen": ratios["real_time/frozen:" + hr]["ratio"],
         "ratio_real_time_over_nightly": ratios["real_time/nightly:" + hr]["ratio"],
+        "ratio_metric": hr,
         "ratios": ratios,
         "freshness_p50_ms": float(np.percentile(fresh, 50)),
         "freshness_p95_ms": float(np.percentile(fresh, 95)),
         "freshness_max_ms": float(fresh.max()),
-        "freshness": "publish acknowledged → applied in the online store, per step (the run waits for it)",
+        "freshness": "per step: the step's replayed events acknowledged by the broker → applied in the "
+        "online store (the run waits for it before asking)",
         "steps": len(groups),
         "models": system.models,
         "seed": req.seed,
         "seconds": round(seconds, 1),
     }
+    return cast(dict[str, Any], _finite(out))
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as ``null`` (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def format_replay_eval(res: dict[str, Any]) -> str:
@@ -420,11 +497,17 @@ def format_replay_eval(res: dict[str, Any]) -> str:
     lines.append("")
     for key, r in res["ratios"].items():
         if key.endswith(hr):
-            lo, hi = r["ci"]
-            ok = "" if math.isnan(r["ratio"]) else f"{r['ratio']:.3f}× [{lo:.3f}, {hi:.3f}]"
+            lo, hi = (f"{x:.3f}" if x is not None else "–" for x in r["ci"])
+            ok = (
+                "undefined (no hit in the baseline)"
+                if r["ratio"] is None
+                else f"{r['ratio']:.3f}× [{lo}, {hi}]"
+            )
             lines.append(f"{key.split(':')[0]} on HR@{k}: {ok}")
     lines.append(
-        f"freshness (event published → in the store): p50 {res['freshness_p50_ms']:.0f} ms, "
-        f"p95 {res['freshness_p95_ms']:.0f} ms over {res['steps']} steps; {res['seconds']:.0f} s"
+        "freshness (replayed events acknowledged → in the online store): "
+        f"p50 {res['freshness_p50_ms']:.0f} ms, p95 {res['freshness_p95_ms']:.0f} ms "
+        f"over {res['steps']} steps; "
+        f"{res['repeat_targets']} of the targets were items the user already had; {res['seconds']:.0f} s"
     )
     return "\n".join(lines)

@@ -139,7 +139,8 @@ class RecommendationService:
         self._rng = random.Random(settings.seed)
         self._limits: Any = None
         self._items_by_raw = {str(r): i for i, r in enumerate(self.catalog.raw_ids.tolist())}
-        self._pop_cache: tuple[tuple[int, int], float, list[tuple[int, int]]] | None = None
+        self._pop_cache: tuple[tuple[str, int, int], float, list[tuple[int, int]]] | None = None
+        self._as_of: dict[str, tuple[float, int | None]] = {}
         self.limiter = anyio.CapacityLimiter(settings.inflight)
 
     def _context(self, clock: OnlineItemClock) -> StageContext:
@@ -162,6 +163,18 @@ class RecommendationService:
                 )  # fmt: skip
                 got = self._views[name] = (store, clock)
             return got
+
+    def _view_as_of(self, name: str, store: OnlineFeatures) -> int | None:
+        """The moment the snapshot view ``name`` stands for (re-read at most once a second)."""
+        hit = self._as_of.get(name)
+        if hit is not None and time.monotonic() - hit[0] < 1.0:
+            return hit[1]
+        try:
+            value = store.as_of_ms()
+        except redis.RedisError:
+            value = hit[1] if hit is not None else None
+        self._as_of[name] = (time.monotonic(), value)
+        return value
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
@@ -307,7 +320,11 @@ class RecommendationService:
         arm_name = arm.name if arm is not None else (arm_override or "fallback")
         degraded: list[str] = []
         profile: UserProfile | None = None
-        store, _ = self.view(arm.features if arm is not None else None)
+        view = arm.features if arm is not None else None
+        store, _ = self.view(view)
+        if view is not None:  # a snapshot answers as of the moment it stands for, as a batch system would
+            as_of = self._view_as_of(view, store)
+            at_ms = min(at_ms, as_of) if as_of is not None else at_ms
         try:
             profile = store.profiles([user], at_ms)[0]
         except redis.RedisError:
@@ -322,12 +339,12 @@ class RecommendationService:
             cached = self._cache_get(cache_key) if use_cache else None
             if cached is not None:
                 cached.update(request_id=uuid.uuid4().hex, cached=True, as_of_ms=at_ms)
-                self._finish(arm_name, arm, t0, "ok", degraded=False)
+                self._finish(arm_name, arm, t0, "ok", degraded=False, counted=arm_override is None)
                 return cached
         request = self._request(user, at_ms, profile, history)
         if arm is None and arm_name != POPULARITY:
             degraded.append("no-model-loaded")
-        answer = self._answer(arm, request, k, explain_it, profile, at_ms, degraded)
+        answer = self._answer(arm, request, k, explain_it, at_ms, degraded, store)
         body = {
             "user": user,
             "request_id": uuid.uuid4().hex,
@@ -346,7 +363,7 @@ class RecommendationService:
                               for s in answer.stages]  # fmt: skip
         cache = cache_key if not answer.degraded else None
         self._remember(user, arm_name, answer.rows, cache, body, shown=arm_override is None)
-        self._finish(arm_name, arm, t0, "ok", degraded=bool(answer.degraded))
+        self._finish(arm_name, arm, t0, "ok", degraded=bool(answer.degraded), counted=arm_override is None)
         for reason in answer.degraded:
             self.metrics.degraded.labels(reason.split(":")[0]).inc()
         return body
@@ -371,18 +388,18 @@ class RecommendationService:
         request: Request,
         k: int,
         explain_it: bool,
-        profile: UserProfile | None,
         at_ms: int,
         degraded: list[str],
+        store: OnlineFeatures,
     ) -> _Answer:
         reachable = not any(r.startswith(("redis", "store")) for r in degraded)
         if request.history.size == 0 or arm is None:  # cold start (or nothing loaded): recent popularity
-            cands = self.popular(request, k, at_ms, live=reachable)
+            cands = self.popular(request, k, at_ms, live=reachable, store=store)
             rows = self._rows(cands, None, request, explain_it, None)
             return _Answer(rows, degraded, [], cold_start=request.history.size == 0)
 
         def fallback(req: Request, n: int) -> list[Candidate]:
-            return self.popular(req, n, at_ms, live=reachable)
+            return self.popular(req, n, at_ms, live=reachable, store=store)
 
         budgets = {str(k): v for k, v in self.settings.budget_ms.items()}
         faults = {str(k): v for k, v in self.settings.faults.items()}
@@ -430,12 +447,20 @@ class RecommendationService:
         order = np.lexsort((np.arange(score.size), -score))[:2000]
         return order.tolist(), score[order].tolist()
 
-    def popular(self, request: Request, k: int, at_ms: int, live: bool = True) -> list[Candidate]:
-        """Recent popularity as of ``at_ms``: the online store's per-day counts, else the in-memory list."""
+    def popular(
+        self,
+        request: Request,
+        k: int,
+        at_ms: int,
+        live: bool = True,
+        store: OnlineFeatures | None = None,
+    ) -> list[Candidate]:
+        """Recent popularity as of ``at_ms``: the online store's (or the arm's view's) per-day counts, else
+        the in-memory list."""
         exclude = set(request.exclude.tolist())
         if live:
             try:
-                ranked = self._live_popular(at_ms, k + len(exclude))
+                ranked = self._live_popular(at_ms, k + len(exclude), store or self.store)
                 if ranked:
                     items, counts = zip(*ranked, strict=True)
                     got = popularity_candidates(items, [float(c) for c in counts], exclude, k)
@@ -445,12 +470,12 @@ class RecommendationService:
                 pass
         return popularity_candidates(self._popular, self._popular_scores, exclude, k)
 
-    def _live_popular(self, at_ms: int, n: int) -> list[tuple[int, int]]:
-        key = (at_ms // 60_000, n)  # a minute of replay time reuses the list
+    def _live_popular(self, at_ms: int, n: int, store: OnlineFeatures) -> list[tuple[int, int]]:
+        key = (store.prefix, at_ms // 60_000, n)  # a minute of replay time reuses the list
         hit = self._pop_cache
         if hit is not None and hit[0] == key and time.monotonic() - hit[1] < 1.0:
             return list(hit[2])
-        ranked = self.store.popular(at_ms, self.settings.popularity_window_days, n)
+        ranked = store.popular(at_ms, self.settings.popularity_window_days, n)
         self._pop_cache = (key, time.monotonic(), ranked)
         return ranked
 
@@ -491,12 +516,22 @@ class RecommendationService:
         except redis.RedisError:
             pass
 
-    def _finish(self, arm_name: str, arm: LoadedArm | None, t0: float, status: str, degraded: bool) -> None:
+    def _finish(
+        self,
+        arm_name: str,
+        arm: LoadedArm | None,
+        t0: float,
+        status: str,
+        degraded: bool,
+        counted: bool = True,
+    ) -> None:
+        """Prometheus sees every request; the per-arm numbers (the canary gate's, A/B's) only the routed
+        ones — an admin's forced-arm request is not traffic."""
         seconds = time.perf_counter() - t0
         self.metrics.requests.labels("recommendations", arm_name, status).observe(seconds)
-        self.stats.record(
-            arm_name, arm.key if arm is not None else "-", seconds * 1000, error=False, degraded=degraded
-        )
+        if counted:
+            key = arm.key if arm is not None else "-"
+            self.stats.record(arm_name, key, seconds * 1000, error=False, degraded=degraded)
 
     def _shadow(self, request: Request, k: int, shown: Outcome) -> None:
         arm = self.models.arms.shadow

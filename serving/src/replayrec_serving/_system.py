@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import redis
@@ -50,7 +52,15 @@ from replayrec.runtime import free_port, port_open, spawn, stop_process
 from replayrec_serving._ops import service_env, wait_ready
 from replayrec_serving._settings import ServiceSettings
 
-__all__ = ["PLUGINS", "LiveSystem", "SystemRequest", "ensure_models", "live_system", "workspace"]
+__all__ = [
+    "PLUGINS",
+    "LiveSystem",
+    "SystemRequest",
+    "ensure_models",
+    "live_system",
+    "sigterm_interrupts",
+    "workspace",
+]
 
 log = logging.getLogger("replayrec.serving")
 
@@ -72,8 +82,9 @@ class SystemRequest:
 
     dataset: str | None = None
     train_config: Path | None = None
-    holdout: float = 0.1
     retrain: bool = False
+    #: train this plugin and the ones after it again (e.g. ``din`` after a change to DIN's profile)
+    retrain_from: str | None = None
     port: int | None = None
     workers: int = 2
     admin_token: str | None = None
@@ -111,19 +122,25 @@ def ensure_models(
     ds: Dataset,
     uri: str,
     train_config: Path | None,
-    retrain: bool,
+    start: int,
     say: Callable[[str], None],
 ) -> dict[str, str]:
     """LightGCN → DIN → RankNet trained on the events before the temporal cut, each at ``@prod`` in the
-    registry ``uri``; reused when all three are there (unless ``retrain``). Their versions."""
+    registry ``uri``. The ones before ``PLUGINS[start]`` are reused when there (a missing one is trained
+    with every one after it: each trains on its predecessors). Their versions."""
     reg = ModelRegistry(uri)
     have = {p: reg.by_alias(p, "prod") for p in PLUGINS}
-    if not retrain and all(v is not None for v in have.values()):
-        say("models: reusing " + ", ".join(f"{p}@prod=v{v.version}" for p, v in have.items() if v))
-        return {p: f"v{v.version}" for p, v in have.items() if v is not None}
-    profile = read_training_profile(train_config)
+    missing = [i for i, p in enumerate(PLUGINS) if have[p] is None]
+    start = min([start, *missing])
     out: dict[str, str] = {}
-    for plugin in PLUGINS:
+    for plugin in PLUGINS[:start]:
+        found = have[plugin]
+        if found is not None:
+            out[plugin] = f"v{found.version}"
+    if out:
+        say("models: reusing " + ", ".join(f"{p}@prod={v}" for p, v in out.items()))
+    profile = read_training_profile(train_config)
+    for plugin in PLUGINS[start:]:
         config = {**_UPSTREAM.get(plugin, {}), **profile.get(plugin, {})}
         t0 = time.perf_counter()
         res = train_model(
@@ -169,6 +186,21 @@ def _service(svc: ServiceSettings, stack: contextlib.ExitStack, timeout_s: float
 
 
 @contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises :class:`KeyboardInterrupt` like Ctrl-C, so whatever was started is stopped on the way
+    out (the children live in their own sessions: nothing else would stop them)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def live_system(
     settings: ServiceSettings, req: SystemRequest, say: Callable[[str], None] = log.info
 ) -> Iterator[LiveSystem]:
@@ -177,11 +209,14 @@ def live_system(
     ds = open_dataset(core, req.dataset)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    cut = temporal_cutoff(ds.interactions(), req.holdout)
+    cut = temporal_cutoff(ds.interactions())  # the temporal protocol's default cut: the models' own
     ws = workspace(core, ds.name)
     ws.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{(ws / 'mlflow.db').resolve()}"
-    models = ensure_models(core, ds, uri, req.train_config, req.retrain, say)
+    if req.retrain_from is not None and req.retrain_from not in PLUGINS:
+        raise ConfigError(f"--retrain-from {req.retrain_from!r}: one of {', '.join(PLUGINS)}")
+    start = 0 if req.retrain else PLUGINS.index(req.retrain_from) if req.retrain_from else len(PLUGINS)
+    models = ensure_models(core, ds, uri, req.train_config, start, say)
     timings["models_s"] = time.perf_counter() - t0
     with contextlib.ExitStack() as stack:
         t1 = time.perf_counter()
@@ -190,8 +225,8 @@ def live_system(
         stream_reset(core, ds.name)
         if req.clear_store_at_exit:  # runs last: after the job and the service have stopped
             stack.callback(_clear_namespace, core)
+        stack.callback(stream_stop, core)  # first: a start that fails half-way leaves no job behind
         stream_start_detached(core, StreamRequest(dataset=ds.name, metrics_port=None))
-        stack.callback(stream_stop, core)
         history = ReplayRequest(dataset=ds.name, until=str(cut), speed="max", metrics_port=None, resume=False)
         state = run_replay(core, history)
         wait_for_stream(core, online_store(core, ds), timeout_s=1800)

@@ -113,6 +113,11 @@ _live_options: list[Callable[[Any], Any]] = [
     ),
     click.option("--retrain", is_flag=True, help="train the models again even if the live registry has them"),
     click.option(
+        "--retrain-from",
+        type=click.Choice(["lightgcn", "din", "ranknet"]),
+        help="train this model and the ones after it again (the others are reused)",
+    ),
+    click.option(
         "--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="service workers"
     ),
 ]
@@ -144,17 +149,18 @@ def replay_evaluate_cmd(ctx: click.Context, /, **o: Any) -> None:
     over HTTP just before each evaluated event. Starts (and stops) its own broker, job and service in the
     namespace <namespace>-eval."""
     from replayrec_serving._replay_eval import ReplayEvalRequest, evaluate_replay, format_replay_eval
-    from replayrec_serving._system import SystemRequest, live_system
+    from replayrec_serving._system import SystemRequest, live_system, sigterm_interrupts
 
     base = _service_settings(ctx)
     settings = base.model_copy(update={"bus_namespace": f"{base.bus_namespace}-eval"})
     req = SystemRequest(dataset=o["dataset"], train_config=_train_config(o["train_config"]),
-                        retrain=o["retrain"], workers=o["workers"], clear_store_at_exit=True)  # fmt: skip
+                        retrain=o["retrain"], retrain_from=o["retrain_from"], workers=o["workers"],
+                        clear_store_at_exit=True)  # fmt: skip
     ev = ReplayEvalRequest(users=o["users"], max_events_per_user=o["max_events_per_user"], days=o["days"],
                            item_cf=not o["no_item_cf"], seed=o["seed"])  # fmt: skip
     ev.check()
     say = (lambda m: click.echo(m, err=True)) if o["as_json"] else click.echo
-    with live_system(settings, req, say) as system:
+    with sigterm_interrupts(), live_system(settings, req, say) as system:
         result = evaluate_replay(system, ev, say)
         result["setup_seconds"] = {k: round(v, 1) for k, v in system.timings.items()}
     if o["as_json"]:
@@ -181,7 +187,8 @@ def demo_cmd(ctx: click.Context, /, **o: Any) -> None:
     settings = _service_settings(ctx, port=o["port"])
     req = DemoRequest(dataset=o["dataset"], train_config=_train_config(o["train_config"]),
                       seconds=o["seconds"], eval_users=o["eval_users"], eval_days=o["eval_days"],
-                      speed=o["speed"], retrain=o["retrain"], workers=o["workers"],
+                      speed=o["speed"], retrain=o["retrain"], retrain_from=o["retrain_from"],
+                      workers=o["workers"],
                       admin_token=os.environ.get("REPLAYREC_ADMIN_TOKEN") or None)  # fmt: skip
     run_demo(settings, req, click.echo)
 

@@ -100,6 +100,10 @@ def paired_ratio(
                        for _ in range(n_boot)]).astype(np.float64)  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = (counts @ num) / (counts @ den)
-    ratios = ratios[np.isfinite(ratios)]
+    # a resample whose baseline has no hit has an infinite ratio: kept (it is the top of the interval);
+    # only 0 / 0 is undefined
+    ratios = ratios[~np.isnan(ratios)]
+    if ratios.size == 0:
+        return point, float("nan"), float("nan")
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     return point, float(np.percentile(ratios, lo)), float(np.percentile(ratios, hi))

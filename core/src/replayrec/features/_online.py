@@ -418,12 +418,15 @@ class OnlineFeatures:
         return sorted(k.decode()[n:] for k in self.r.scan_iter(match=self.prefix + "u:*", count=5000))
 
     # -- snapshots ----------------------------------------------------------------------------------
-    def copy_to(self, dest: OnlineFeatures, users: Iterable[str] | None = None) -> int:
+    def copy_to(
+        self, dest: OnlineFeatures, users: Iterable[str] | None = None, as_of_ms: int | None = None
+    ) -> int:
         """Copy this store into ``dest`` (another namespace), replacing what ``dest`` held: every item, daily
         and global key, and the profiles of ``users`` (default: every user). A *snapshot*: a view that stays
-        as it is while this store moves on (the nightly-batch and frozen arms of the replay evaluation).
-        The meta key is copied last, so ``dest`` reads as ready only once complete. Take it while the
-        writer is quiet; otherwise it may hold part of one batch. Returns the keys copied."""
+        as it is while this store moves on (the nightly-batch and frozen arms of the replay evaluation);
+        ``as_of_ms``, when given, is recorded as the moment it stands for (:meth:`as_of_ms`). The meta key
+        is copied last, so ``dest`` reads as ready only once complete. Take it while the writer is quiet;
+        otherwise it may hold part of one batch. Returns the keys copied."""
         if dest.prefix == self.prefix:
             raise ConfigError(f"a store cannot be copied onto itself ({self.prefix}*)")
         dest.clear()
@@ -445,4 +448,11 @@ class OnlineFeatures:
             raise StoreNotReadyError(
                 "missing", f"the online store {self.prefix}* has no meta: nothing copied"
             )
+        if as_of_ms is not None:
+            self.r.hset(dest.meta_key, "as_of_ms", int(as_of_ms))
         return n + 1
+
+    def as_of_ms(self) -> int | None:
+        """The moment a snapshot stands for (set by :meth:`copy_to`); None for a live store."""
+        value = self.r.hget(self.meta_key, "as_of_ms")
+        return None if value is None else int(value)
