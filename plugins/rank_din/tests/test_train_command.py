@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from replayrec.testing import run_cli
+from replayrec_rank_din.train import BLEND_GRID
 
 Dirs = dict[str, Path]
 
@@ -44,6 +45,8 @@ def test_train_saves_artifact_with_its_upstream_recall(trained) -> None:
     assert meta["plugin"] == "din"
     assert meta["plugin_version"] == version("replayrec-rank-din")
     assert meta["epochs_run"] == 3
+    blend = meta["stage_config"].pop("recall_blend")
+    assert blend in BLEND_GRID, "the recall-order weight validation chose"
     assert meta["stage_config"] == {"max_history": 50, "explain": True}
     up = json.loads((art / "upstream.json").read_text())
     assert up == {"recall": {"type": "itemcf"}, "recall_k": 50}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from replayrec.features import FeatureSpec
 from replayrec.stages import StageConfig
@@ -22,6 +22,13 @@ class DINConfig(StageConfig):
         default=RECENT_EVENTS, gt=0, description="most recent history items the model attends to"
     )
     explain: bool = Field(default=True, description="add 'because you read …' from the top attention weight")
+    recall_blend: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="weight of the incoming (recall) order in the score: 0 = DIN alone, 1 = the recall's "
+        "order (stage.blend_with_order); training chooses it on the validation requests",
+    )
 
 
 class DINTrainConfig(BaseModel):
@@ -58,6 +65,22 @@ class DINTrainConfig(BaseModel):
     patience: int = Field(default=1, gt=0)
     eval_every: int = Field(default=1, gt=0)
     monitor: str = "ndcg@10"
+    recall_blend: float | Literal["validate"] = Field(
+        default="validate",
+        description="the served score's weight on the recall's order (serving key recall_blend): a number in "
+        "[0, 1], or 'validate': at every validation check the weight (0, 0.05, …, 1) with the best "
+        "monitored metric, so the served order is never worse on validation than DIN alone or the recall's",
+    )
+    valid_users: int | None = Field(
+        default=None, gt=0, description="validate on at most this many of the validation requests (seeded)"
+    )
     lr_decay_on_plateau: float = Field(default=1.0, gt=0, le=1)
     threads: int = Field(default=0, ge=0, description="torch threads (0: all cores)")
     seed: int = 0
+
+    @field_validator("recall_blend")
+    @classmethod
+    def _blend_in_range(cls, v: float | str) -> float | str:
+        if isinstance(v, float) and not 0.0 <= v <= 1.0:
+            raise ValueError("recall_blend must lie in [0, 1] (or be 'validate')")
+        return v

@@ -2,6 +2,8 @@
 
 Reads the request's freshest ``max_history`` events (so a profile updated in real time changes the ranking at
 once). No Lightning, no torch at scoring time: the weights are read from ``model.safetensors`` with numpy.
+With ``recall_blend`` > 0 the score mixes DIN's logit with the order the candidates arrive in (the recall's):
+:func:`blend_with_order`.
 """
 
 from __future__ import annotations
@@ -20,16 +22,49 @@ from replayrec.stages import Candidate, Rank, Request, StageConfig, StageContext
 from replayrec_rank_din.config import DINConfig
 from replayrec_rank_din.features import history_block
 
-__all__ = ["DINRank", "DINWeights", "load_state"]
+__all__ = ["DINRank", "DINWeights", "blend_with_order", "load_state"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
-_CHUNK = 16  # requests scored together
+#: floats in one chunk's pair tensor (requests × candidates × history × width): requests of similar history
+#: length are scored together up to this size, so the intermediates stay in the cache and every array is
+#: below glibc's mmap threshold (a fresh mmap is zeroed by the kernel on every call)
+_CHUNK_FLOATS = 2_000_000
 
 
 def load_state(path: Path) -> dict[str, npt.NDArray[Any]]:
     """The artifact's weights as numpy arrays, without executing pickled code."""
     return load_weights(path, "din")
+
+
+def _zscore(x: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    n = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    mean = np.where(valid, x, 0.0).sum(axis=1, keepdims=True) / n
+    dev = np.where(valid, x - mean, 0.0)
+    std = np.sqrt((dev**2).sum(axis=1, keepdims=True) / n)
+    out: npt.NDArray[np.float64] = np.divide(dev, std, out=np.zeros_like(dev), where=std > 0)
+    return out
+
+
+def blend_with_order(logits: npt.NDArray[Any], count: I64, weight: float) -> npt.NDArray[np.float64]:
+    """Scores of candidate lists that arrive best first: row ``r``'s first ``count[r]`` entries of ``logits``
+    (R, C) (the rest is padding, returned as 0).
+
+    ``(1 − weight) · z(logit) + weight · z(−log(1 + position))``, each z-scored within its row's list: the
+    recall's order is a prior that DIN's logits refine. ``weight`` 0 returns the logits themselves (DIN
+    alone), 1 the incoming order exactly (the position prior is strictly decreasing). Only positions are read,
+    so the recall's score scale (one channel or several merged) does not matter."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the blend weight must lie in [0, 1], got {weight}")
+    x = np.asarray(logits, dtype=np.float64)
+    valid = np.arange(x.shape[1])[None, :] < np.asarray(count)[:, None]
+    if weight == 0.0:
+        return np.where(valid, x, 0.0)
+    prior = np.broadcast_to(-np.log1p(np.arange(x.shape[1], dtype=np.float64)), x.shape)
+    out: npt.NDArray[np.float64] = weight * _zscore(prior, valid)
+    if weight < 1.0:
+        out += (1.0 - weight) * _zscore(x, valid)
+    return out
 
 
 @dataclass(frozen=True)
@@ -187,40 +222,70 @@ class DINRank(Rank):
     def score_batch(
         self, requests: Sequence[Request], candidates: Sequence[Sequence[Candidate]]
     ) -> list[list[Candidate]]:
-        """Requests in chunks of ``_CHUNK`` (the pair tensor is chunk × candidates × history × width)."""
+        """Requests in chunks of similar history length (``_CHUNK_FLOATS``); answers in the given order."""
         if len(requests) != len(candidates):
             raise StageInputError(f"din: {len(requests)} requests but {len(candidates)} candidate lists")
-        out: list[list[Candidate]] = []
-        for lo in range(0, len(requests), _CHUNK):
-            out.extend(self._score_chunk(requests[lo : lo + _CHUNK], candidates[lo : lo + _CHUNK]))
-        return out
-
-    def _score_chunk(
-        self, requests: Sequence[Request], candidates: Sequence[Sequence[Candidate]]
-    ) -> list[list[Candidate]]:
         for r, cands in zip(requests, candidates, strict=True):
             self.check_request(r)
             self.check_candidates(cands)
-        width = max((len(c) for c in candidates), default=0)
-        if width == 0:
-            return [[] for _ in requests]
-        cand_items = np.zeros((len(requests), width), dtype=np.int64)
-        for i, cands in enumerate(candidates):
-            cand_items[i, : len(cands)] = [c.item for c in cands]
-        block = self._block(requests)
-        logits, att = self.w.forward(block, cand_items)
-        return [
-            self._ranked(r, list(c), logits[i, : len(c)], att[i, : len(c)], block["hist_items"][i])
-            for i, (r, c) in enumerate(zip(requests, candidates, strict=True))
-        ]
+        out: list[list[Candidate]] = [[] for _ in requests]
+        widths = np.array([len(c) for c in candidates], dtype=np.int64)
+        for rows in self._chunks(requests, widths):
+            reqs = [requests[i] for i in rows]
+            items = np.zeros((rows.size, max(int(widths[rows].max()), 1)), dtype=np.int64)
+            for j, i in enumerate(rows):
+                items[j, : widths[i]] = [c.item for c in candidates[i]]
+            block = self._block(reqs)
+            logits, att = self.w.forward(block, items)
+            scores = blend_with_order(logits, widths[rows], self.cfg.recall_blend)
+            for j, i in enumerate(rows):
+                n = int(widths[i])
+                out[i] = self._ranked(list(candidates[i]), scores[j, :n], att[j, :n], block["hist_items"][j])
+        return out
+
+    def logits(self, requests: Sequence[Request], items: I64) -> F32:
+        """DIN's raw logits (R, C) for the candidate item ids ``items`` (R, C) of each request (no blend;
+        fill any padding with a valid id and ignore its logits)."""
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim != 2 or items.shape[0] != len(requests):
+            raise StageInputError(f"din: items must be ({len(requests)}, C), got {items.shape}")
+        if items.size and (items.min() < 0 or items.max() >= self.w.n_items):
+            raise StageInputError(f"din: candidate ids must lie in [0, {self.w.n_items})")
+        out = np.zeros(items.shape, dtype=np.float32)
+        if items.size == 0:
+            return out
+        for rows in self._chunks(requests, np.full(len(requests), items.shape[1], dtype=np.int64)):
+            out[rows] = self.w.forward(self._block([requests[i] for i in rows]), items[rows])[0]
+        return out
+
+    def _chunks(self, requests: Sequence[Request], widths: I64) -> list[I64]:
+        """Row indices grouped by history length (shortest first; little padding), each group's pair tensor
+        within ``_CHUNK_FLOATS``; rows without candidates are left out."""
+        lens = np.array([min(r.history.size, self.max_history) for r in requests], dtype=np.int64)
+        dim = self.w.item.shape[1] + self.w.group.shape[1]
+        chunks: list[I64] = []
+        group: list[int] = []
+        widest = 0
+        for i in np.argsort(lens, kind="stable").tolist():
+            if widths[i] == 0:
+                continue
+            wider = max(widest, int(widths[i]))
+            if group and (len(group) + 1) * wider * max(int(lens[i]), 1) * dim > _CHUNK_FLOATS:
+                chunks.append(np.array(group, dtype=np.int64))
+                group, wider = [], int(widths[i])
+            group.append(i)
+            widest = wider
+        if group:
+            chunks.append(np.array(group, dtype=np.int64))
+        return chunks
 
     def _ranked(
-        self, request: Request, cands: list[Candidate], scores: F32, att: F32, hist_items: I64
+        self, cands: list[Candidate], scores: npt.NDArray[Any], att: F32, hist_items: I64
     ) -> list[Candidate]:
         if not cands:
             return []
         items = np.array([c.item for c in cands], dtype=np.int64)
-        order = np.lexsort((items, -scores.astype(np.float64)))
+        order = np.lexsort((items, -np.asarray(scores, dtype=np.float64)))
         masked = np.where(hist_items[None, :] > 0, att, -np.inf)
         top_hist = hist_items[np.argmax(masked, axis=1)] - 1
         out = []

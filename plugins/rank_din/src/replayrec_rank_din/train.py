@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import logging
 import sys
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from replayrec.artifacts import ARTIFACT_UPSTREAM, save_weights
 from replayrec.errors import ConfigError
-from replayrec.evaluation import ListFn, build_requests
+from replayrec.evaluation import EvalSet, ListFn, build_requests, per_user_metrics
 from replayrec.stages import Candidate, Recall, Request, StageContext
 from replayrec.training import TrainData
 from replayrec_rank_din.config import DINConfig, DINTrainConfig
@@ -31,9 +32,12 @@ from replayrec_rank_din.data import (
 )
 from replayrec_rank_din.model import DIN
 from replayrec_rank_din.module import DINModule
-from replayrec_rank_din.stage import DINRank, DINWeights
+from replayrec_rank_din.stage import DINRank, DINWeights, blend_with_order
 
-__all__ = ["DINJob", "build"]
+__all__ = ["BLEND_GRID", "DINJob", "blend_curve", "build"]
+
+#: the recall-order weights ``recall_blend: validate`` chooses from (0 = DIN alone, 1 = the recall's order)
+BLEND_GRID = tuple(round(0.05 * i, 2) for i in range(21))
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,9 @@ class DINJob:
         )
         self.warm_start = self._warm_start(recall)
         self.module = DINModule(self.model, config, torch.from_numpy(fit.item_counts))
-        self._valid: tuple[dict[tuple[int, int], int], Candidates] | None = None
+        self._valid_set = _sample(data.valid, config.valid_users, data.seed)
+        self._valid: tuple[dict[tuple[int, int], int], list[Request], Candidates] | None = None
+        self._blends: dict[str, float] = {}  # the weight chosen for each validated state (by fingerprint)
 
     def _warm_start(self, recall: Recall) -> bool:
         """Item id embeddings from the recall's item vectors (reduced to ``item_dim`` by PCA when wider)."""
@@ -131,44 +137,125 @@ class DINJob:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def stage(self) -> DINRank:
-        state = {k: v.numpy() for k, v in self.weights().items()}
-        ctx = StageContext(
-            catalog=self.data.catalog, seed=self.config.seed, extras={"weights": DINWeights(state)}
-        )
-        return DINRank(DINConfig(max_history=self.config.max_history), ctx)
+        """The serving stage over the current weights, with the blend validation chose for them (if any)."""
+        return DINRank(self._serving(compute=False), self._context())
 
-    def _validation_candidates(self) -> tuple[dict[tuple[int, int], int], Candidates]:
+    def _serving(self, compute: bool) -> DINConfig:
+        """The serving config of the current weights: the blend weight configured, or the one validation
+        chose for exactly these weights (``compute``: validate now when none did; else DIN alone)."""
+        blend = self.config.recall_blend
+        if blend == "validate":
+            if self._fingerprint() not in self._blends and compute and self._valid_set is not None:
+                self.validation_model()
+            blend = self._blends.get(self._fingerprint(), 0.0)
+        return DINConfig(max_history=self.config.max_history, recall_blend=blend)
+
+    def _fingerprint(self) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for name, value in self.model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(value.detach().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def validation_set(self) -> EvalSet | None:
+        """The validation requests the runner checks (``valid_users`` of them at most)."""
+        return self._valid_set
+
+    def _validation_candidates(self) -> tuple[dict[tuple[int, int], int], list[Request], Candidates]:
         if self._valid is None:
-            ev = self.data.valid
+            ev = self._valid_set
             if ev is None:
                 raise ConfigError("din: no validation requests")
             reqs = build_requests(ev, np.arange(len(ev), dtype=np.int64), self.data.history_len)
             index = {(r.user, r.timestamp): i for i, r in enumerate(reqs)}
-            self._valid = (index, recall_candidates(self.recall, reqs, self.config.recall_k))
+            self._valid = (index, reqs, recall_candidates(self.recall, reqs, self.config.recall_k))
         return self._valid
 
     def validation_model(self) -> ListFn:
-        """The recall's candidates for each validation request (computed once), ordered by DIN now."""
-        index, cands = self._validation_candidates()
-        stage = self.stage()
+        """The recall's candidates for each validation request (computed once), ordered by DIN now, blended
+        with the recall's order by the configured weight or (``validate``) the best one for these weights."""
+        index, reqs, cands = self._validation_candidates()
+        if self._valid_set is None:  # unreachable: _validation_candidates raised
+            raise ConfigError("din: no validation requests")
+        logits = DINRank(DINConfig(max_history=self.config.max_history), self._context()).logits(
+            reqs, np.maximum(cands.items, 0)
+        )
+        if self.config.recall_blend != "validate":
+            weight = float(self.config.recall_blend)
+        else:
+            curve = blend_curve(logits, cands, self._valid_set, self.config.monitor)
+            weight = max(curve, key=lambda w: (curve[w], w))  # ties: the weight nearer the recall's order
+            self._blends[self._fingerprint()] = weight
+            log.info(
+                "din: validation %s: DIN alone %.4f, recall order %.4f, recall_blend %.2f: %.4f",
+                self.config.monitor,
+                curve[0.0],
+                curve[1.0],
+                weight,
+                curve[weight],
+            )
+        scores = blend_with_order(logits, cands.count, weight)
 
         def lists(requests: Sequence[Request], depth: int) -> list[list[Candidate]]:
             out: list[list[Candidate]] = []
-            for lo in range(0, len(requests), 32):
-                chunk = requests[lo : lo + 32]
-                rows = [index[(r.user, r.timestamp)] for r in chunk]
-                given = [cands.of(n) for n in rows]
-                out.extend(lst[:depth] for lst in stage.score_batch(chunk, given))
+            for r in requests:
+                n = index[(r.user, r.timestamp)]
+                c = int(cands.count[n])
+                items, s = cands.items[n, :c], scores[n, :c]
+                order = np.lexsort((items, -s))[:depth]
+                out.append([Candidate(int(items[j]), float(s[j])) for j in order])
             return out
 
         return lists
+
+    def _context(self) -> StageContext:
+        state = {k: v.numpy() for k, v in self.weights().items()}
+        return StageContext(
+            catalog=self.data.catalog, seed=self.config.seed, extras={"weights": DINWeights(state)}
+        )
 
     def export(self, directory: Path) -> Mapping[str, Any]:
         directory.mkdir(parents=True, exist_ok=True)
         save_weights(directory, self.weights())
         upstream = {"recall": self.recall_spec, "recall_k": self.config.recall_k}
         (directory / ARTIFACT_UPSTREAM).write_text(json.dumps(upstream, indent=2))
-        return DINConfig(max_history=self.config.max_history).model_dump()
+        return self._serving(compute=True).model_dump()
+
+
+def _sample(ev: EvalSet | None, n: int | None, seed: int) -> EvalSet | None:
+    if ev is None or n is None or len(ev) <= n:
+        return ev
+    rows = np.sort(np.random.default_rng(seed).choice(len(ev), n, replace=False))
+    return ev.subset(rows.astype(np.int64))
+
+
+def blend_curve(
+    logits: npt.NDArray[np.float32], cands: Candidates, valid: EvalSet, monitor: str
+) -> dict[float, float]:
+    """``monitor`` (e.g. ``ndcg@10``, as the runner computes it) of the blended order for every weight of
+    ``BLEND_GRID``: row ``n`` of ``logits`` / ``cands`` answers validation request ``n``; a target outside
+    the candidates counts as missed."""
+    pair_row = np.repeat(np.arange(len(valid)), np.diff(valid.tgt_ptr))
+    target = valid.tgt_items.astype(np.int64)
+    width = cands.items.shape[1]
+    listed = np.arange(width)[None, :] < cands.count[pair_row][:, None]
+    items = cands.items[pair_row].astype(np.int64)
+    match = (items == target[:, None]) & listed
+    found = match.any(axis=1)
+    pos = match.argmax(axis=1)
+    ks = (int(monitor.split("@")[1]),) if "@" in monitor else (10,)
+    key = "auc" if monitor == "gauc" else monitor
+    curve: dict[float, float] = {}
+    for weight in BLEND_GRID:
+        s = blend_with_order(logits, cands.count, weight)[pair_row]
+        own = s[np.arange(s.shape[0]), pos][:, None]
+        above = listed & ((s > own) | ((s == own) & (items < target[:, None])))
+        ranks = np.where(found, above.sum(axis=1), np.inf).astype(np.float64)
+        per_user = per_user_metrics(pair_row, ranks, len(valid), cands.count, ks)
+        if key not in per_user:
+            raise ConfigError(f"din: recall_blend 'validate' cannot compute the monitor {monitor!r}")
+        curve[weight] = float(np.nanmean(per_user[key]))
+    return curve
 
 
 def fit_width(vecs: npt.NDArray[np.float32], dim: int) -> npt.NDArray[np.float32]:
