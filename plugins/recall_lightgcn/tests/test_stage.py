@@ -90,3 +90,24 @@ def test_artifact_round_trip_and_errors(trained_job, tmp_path: Path) -> None:
     (tmp_path / "evil" / "model.safetensors").write_bytes(pickle.dumps({"x": object()}))
     with pytest.raises(ConfigError, match="cannot load"):
         LightGCNRecall(LightGCNConfig(), StageContext(world.catalog, artifact=tmp_path / "evil"))
+
+
+def test_batched_retrieval_is_the_exact_top_k_whatever_the_batch(trained_job, monkeypatch) -> None:
+    """``retrieve_batch`` scores chunks of requests with one product; each list is still the exact top-k of
+    that request's own scores, the same alone, in small chunks or in one."""
+    import replayrec_recall_lightgcn.stage as module
+
+    world, job = trained_job
+    stage = job.stage()
+    reqs = world.requests
+    whole = stage.retrieve_batch(reqs, 15)
+    monkeypatch.setattr(module, "_BATCH", 3)  # chunks of 3, the last one shorter
+    chunked = stage.retrieve_batch(reqs, 15)
+    scores = stage.score_all(reqs).astype(np.float64)
+    for r, a, b, s in zip(reqs, whole, chunked, scores, strict=True):
+        assert [c.item for c in a] == [c.item for c in b] == [c.item for c in stage.retrieve(r, 15)]
+        allowed = np.setdiff1d(np.arange(s.size), r.exclude)
+        best = allowed[np.lexsort((allowed, -s[allowed]))][:15]
+        assert [c.item for c in a] == best.tolist()
+        np.testing.assert_allclose([c.score for c in a], s[best], rtol=1e-5)
+    assert stage.retrieve_batch([], 15) == []

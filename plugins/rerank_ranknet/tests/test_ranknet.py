@@ -10,6 +10,7 @@ import torch
 
 from replayrec.data import Interactions
 from replayrec.errors import StageInputError
+from replayrec.evaluation import build_requests
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request, StageContext
 from replayrec.testing import RerankContract
@@ -125,3 +126,23 @@ def test_export_and_reload_without_pickle(trained_job, tmp_path: Path) -> None:
     ]
     with pytest.raises(StageInputError, match="needs training interactions"):
         RankNetRerank(RankNetConfig(), StageContext(world.catalog, artifact=tmp_path))
+
+
+def test_only_requests_whose_target_was_recalled_are_ranked_for_training(trained_job) -> None:
+    """Skipping the training requests whose target is not among the recall's candidates drops exactly the
+    lists that could not hold it: every list with its target is kept, unchanged."""
+    _, data, job = trained_job
+    recall, _ = data.resolver.build("recall", job.config.recall)
+    rank, _ = data.resolver.build("rank", job.config.rank)
+    everything = job._ranked_lists(recall, rank, job.fit_set, learnable=False)
+    kept = {k: v for k, v in job.lists.items() if k in everything}
+    assert set(kept) < set(everything), "some training requests were never ranked"
+    reqs = build_requests(job.fit_set, np.arange(len(job.fit_set)), data.history_len)
+    for row, r in enumerate(reqs):
+        key = (r.user, r.timestamp)
+        has_target = bool(np.isin(job.fit_set.targets(row), [c.item for c in everything[key]]).any())
+        if has_target:
+            assert [c.item for c in kept[key]] == [c.item for c in everything[key]]
+    assert set(job.lists) >= {
+        (r.user, r.timestamp) for r in build_requests(job.valid_set, np.arange(len(job.valid_set)), None)
+    }, "every held-out request keeps its list (validation counts them all)"

@@ -60,18 +60,29 @@ class RankNetJob:
         held = rng.random(len(ev)) < config.holdout
         self.fit_set, self.valid_set = ev.subset(np.flatnonzero(~held)), ev.subset(np.flatnonzero(held))
         self.lists: Lists = {}
-        for part in (self.fit_set, self.valid_set):
-            self.lists.update(self._ranked_lists(recall, rank, part))
+        for part, learnable in ((self.fit_set, True), (self.valid_set, False)):
+            self.lists.update(self._ranked_lists(recall, rank, part, learnable))
         self.model = RankNet(len(FEATURES), config.hidden)
         self.tensors = self._training_tensors()
         self.module = RankNetModule(self.model, config)
 
-    def _ranked_lists(self, recall: Recall, rank: Rank, ev: EvalSet) -> Lists:
+    def _ranked_lists(self, recall: Recall, rank: Rank, ev: EvalSet, learnable: bool) -> Lists:
+        """The rank stage's top ``rank_k`` for each request of ``ev``. ``learnable``: only the requests with
+        a target among the recall's candidates (no other list can hold one, and a list without its target
+        teaches nothing), so the ranker scores a fraction of the training requests."""
         reqs = build_requests(ev, np.arange(len(ev), dtype=np.int64), self.data.history_len)
         out: Lists = {}
         for lo in range(0, len(reqs), 256):
             chunk = reqs[lo : lo + 256]
-            scored = rank.score_batch(chunk, recall.retrieve_batch(chunk, self.config.recall_k))
+            recalled = recall.retrieve_batch(chunk, self.config.recall_k)
+            if learnable:
+                keep = [
+                    i
+                    for i, cands in enumerate(recalled)
+                    if np.isin(ev.targets(lo + i), [c.item for c in cands]).any()
+                ]
+                chunk, recalled = [chunk[i] for i in keep], [recalled[i] for i in keep]
+            scored = rank.score_batch(chunk, recalled)
             out.update(
                 {(r.user, r.timestamp): s[: self.config.rank_k] for r, s in zip(chunk, scored, strict=True)}
             )
@@ -88,7 +99,9 @@ class RankNetJob:
         reqs = build_requests(ev, np.arange(len(ev), dtype=np.int64), self.data.history_len)
         feats, labels, valid = [], [], []
         for r, row in zip(reqs, range(len(ev)), strict=True):
-            ranked = self.lists[(r.user, r.timestamp)]
+            ranked = self.lists.get((r.user, r.timestamp))
+            if ranked is None:
+                continue  # its target was not even among the recall's candidates (_ranked_lists)
             target = set(ev.targets(row).tolist())
             y = np.array([c.item in target for c in ranked], dtype=np.float32)
             if not y.any() or y.all():
