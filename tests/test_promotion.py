@@ -270,6 +270,9 @@ def test_rank_and_rerank_plugins_go_through_the_same_pipeline(promoted, tmp_path
     out = json.loads(proc.stdout)
     assert [d["step"] for d in out["decisions"]] == ["evaluate", "stage", "canary", "prod"]
     assert "rank contract suite" in {c["name"] for c in out["decisions"][1]["checks"]}
+    against_input = [c for c in out["decisions"][0]["checks"] if "vs its input order" in c["name"]]
+    assert {c["name"].split(" vs ")[0] for c in against_input} == {"ndcg@10", "hr@10"}
+    assert all(c["passed"] and c["numbers"]["ci"][1] >= 0 for c in against_input)
     rank = "rank={type: din, model: din@prod}"
     ranknet = ["--set", recall, "--set", rank, "--set", "recall_k=50", "--set", "rank_k=20"]
     proc = run_cli(
@@ -282,3 +285,33 @@ def test_rank_and_rerank_plugins_go_through_the_same_pipeline(promoted, tmp_path
     listed = json.loads(run_cli(["registry", "list", "--json"], **dirs).stdout)
     assert {"lightgcn", "din", "ranknet"} <= set(listed)
     assert any("prod" in v["aliases"] for v in listed["ranknet"])
+
+
+def test_a_ranker_that_makes_its_input_worse_is_refused(promoted, tmp_path: Path) -> None:
+    """DIN with random weights scoring alone (``recall_blend`` 0) against the LightGCN order it receives:
+    the evaluate gate's paired comparison with that order refuses it, whatever the floors."""
+    dirs, _ = promoted
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("evaluate: {minimum: {}}\n")
+    recall = "recall={type: lightgcn, model: lightgcn@prod}"
+    din = ["--set", recall, "--set", "recall_k=50", "--set", "item_dim=16", "--set", "mlp_hidden=[16]"]
+    trained = run_cli(["train", "din", "--epochs", "1", *din, "--json"], **dirs)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    src = Path(json.loads(trained.stdout)["artifact"])
+    dst = tmp_path / "random-din"
+    shutil.copytree(src, dst)
+    state = load_file(dst / "model.safetensors")
+    rng = np.random.default_rng(0)
+    noise = {k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in state.items()}
+    save_file(noise, dst / "model.safetensors")
+    meta = json.loads((dst / "meta.json").read_text())
+    meta["stage_config"] = {**meta.get("stage_config", {}), "recall_blend": 0.0}
+    (dst / "meta.json").write_text(json.dumps(meta))
+    proc = run_cli(["pipeline", "run", "din", "--model", str(dst), "--gates", str(gates), "--json"], **dirs)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["stopped_at"] == "evaluate"
+    failed = [c for c in out["decisions"][0]["checks"] if not c["passed"]]
+    assert any("vs its input order" in c["name"] for c in failed), out["decisions"][0]["reason"]
+    inp = out["decisions"][0]["numbers"]["input_order"]
+    assert inp["ndcg@10"] > out["decisions"][0]["numbers"]["candidate"]["ndcg@10"]

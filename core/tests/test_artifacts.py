@@ -71,3 +71,30 @@ def test_legacy_artifacts_convert_without_running_pickled_code(tmp_path: Path) -
     assert not (evil / "model.safetensors").exists()
     with pytest.raises(ConfigError, match="neither"):
         convert_legacy_weights(_artifact(tmp_path / "empty"))
+
+
+def test_latest_and_resolution_keep_to_the_protocol_trained_on(tmp_path: Path) -> None:
+    """``@latest`` under a protocol is the newest model trained on its training events; a model trained on
+    another protocol's is refused with the command that trains the right one (a leave-one-out model has
+    seen the temporal test period)."""
+    from replayrec.artifacts import artifacts_dir, check_protocol, latest_artifact
+    from replayrec.config import Settings
+    from replayrec.registry import resolve_model
+
+    settings = Settings(state_dir=tmp_path)
+    root = artifacts_dir(settings, "lightgcn", "synthetic")
+    for stamp, protocol in (("20260101", "temporal"), ("20260102", "loo")):
+        (root / stamp).mkdir(parents=True)
+        meta = {"plugin": "lightgcn", "dataset": "synthetic", "protocol": protocol}
+        (root / stamp / ARTIFACT_META).write_text(json.dumps(meta))
+    assert latest_artifact(settings, "lightgcn", "synthetic").name == "20260102"
+    assert latest_artifact(settings, "lightgcn", "synthetic", "temporal").name == "20260101"
+    assert resolve_model("lightgcn@latest", settings, "synthetic", protocol="temporal").name == "20260101"
+    with pytest.raises(ConfigError, match=r"no trained 'lightgcn' model for synthetic on the given"):
+        latest_artifact(settings, "lightgcn", "synthetic", "given")
+    with pytest.raises(ConfigError, match=r"trained on the 'loo' protocol.*--protocol temporal"):
+        resolve_model(root / "20260102", settings, "synthetic", "lightgcn", protocol="temporal")
+    check_protocol(root / "20260102", "loo")
+    (root / "20260103").mkdir()  # an artifact from before protocols were recorded counts for any
+    (root / "20260103" / ARTIFACT_META).write_text(json.dumps({"plugin": "lightgcn", "dataset": "synthetic"}))
+    assert latest_artifact(settings, "lightgcn", "synthetic", "temporal").name == "20260103"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from replayrec.cascade import Cascade, CascadeConfig, MergedRecall, load_cascade, merge_channels
-from replayrec.errors import ConfigError
+from replayrec.errors import ConfigError, PluginError
 from replayrec.stages import Candidate, StageConfig
 from replayrec.testing import FixedRecall, ReverseRank, TruncateRerank, tiny_world
 
@@ -92,3 +92,42 @@ def test_rank_stage_changes_the_order() -> None:
     final = cascade.recommend(r)
     assert [c.item for c in final] == [c.item for c in recalled[::-1][:5]]
     assert all(c.scores["reverse"] == -c.scores["fixed"] for c in final)
+
+
+def test_a_multi_channel_upstream_recall_resolves_batches_and_round_trips(tmp_path: Path) -> None:
+    """A rank / rerank model may be trained behind several recall channels: the resolver builds them merged
+    from the cascade's recall section, batch retrieval equals one request at a time, and the resolved spec
+    is the recall section of the cascade the model is served and compared in."""
+    from replayrec.cascade import recall_layout
+    from replayrec.config import Settings
+    from replayrec.registry import StageResolver
+
+    world = tiny_world()
+    resolver = StageResolver(Settings(state_dir=tmp_path), "synthetic", world.context())
+    spec = {
+        "k": 12,
+        "channels": [{"type": "itemcf", "quota": 8}, {"type": "popularity", "quota": 4, "mode": "recent"}],
+    }
+    recall, resolved = resolver.build("recall", spec)
+    assert isinstance(recall, MergedRecall)
+    assert resolved["merge"] == "quota"
+    assert [(c["type"], c["quota"]) for c in resolved["channels"]] == [("itemcf", 8), ("popularity", 4)]
+    assert resolved["channels"][1]["mode"] == "recent"
+    batch = recall.retrieve_batch(world.requests, 12)
+    for r, listed in zip(world.requests, batch, strict=True):
+        one = recall.retrieve(r, 12)
+        assert [(c.item, c.score) for c in listed] == [(c.item, c.score) for c in one]
+        assert len(listed) <= 12
+    assert any(len(c.scores) > 2 for lst in batch for c in lst), "channel scores kept per candidate"
+    layout = CascadeConfig.from_mapping(
+        {
+            "recall": recall_layout(resolved, 12),
+            "rank": {"type": "passthrough", "k": 12},
+            "rerank": {"type": "passthrough", "k": 12},
+        }
+    )
+    assert [(c.type, c.quota) for c in layout.recall.channels] == [("itemcf", 8), ("popularity", 4)]
+    with pytest.raises(ConfigError, match="invalid multi-channel recall"):
+        resolver.build("recall", {"channels": []})
+    with pytest.raises(PluginError, match="unknown recall plugin 'passthrough'"):
+        resolver.build("recall", {"channels": [{"type": "passthrough"}]})

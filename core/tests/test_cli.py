@@ -90,7 +90,8 @@ def test_synthetic_fallback_prepare_evaluate_recommend(tmp_path: Path) -> None:
     [
         (
             ["evaluate", "--plugin", "nope"],
-            "unknown plugin 'nope'; available recall: itemcf, lightgcn, popularity, rank: din, passthrough",
+            "unknown plugin 'nope'; available recall: ease, itemcf, lightgcn, popularity, rank: din, "
+            "passthrough",
         ),
         (["evaluate", "--plugin", "itemcf", "--set", "colour=red"], "colour: unknown key"),
         (["recommend", "--user", "no-such-user"], "user 'no-such-user' not found in dataset synthetic"),

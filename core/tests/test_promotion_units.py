@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from replayrec.cascade import input_cascade, trained_cascade
 from replayrec.conformance import run_checks
 from replayrec.errors import ConfigError, DataError
 from replayrec.promotion import AuditLog, Check, Decision, GateConfig, canary_bucket, load_gates
@@ -44,6 +45,46 @@ def test_gate_config_defaults_file_and_errors(tmp_path: Path) -> None:
         load_gates(f)
     with pytest.raises(ConfigError, match="does not exist"):
         load_gates(tmp_path / "none.yaml")
+
+
+def test_gate_baseline_with_options_and_input_order(tmp_path: Path) -> None:
+    f = tmp_path / "g.yaml"
+    f.write_text("evaluate: {baseline: {type: popularity, mode: recent, window_days: 30}}\n")
+    g = load_gates(f).evaluate
+    assert g.baseline_spec() == ("popularity", {"mode": "recent", "window_days": 30})
+    assert g.input_order, "rankers are compared with their input by default"
+    assert g.input_tolerance == 0.0
+    assert GateConfig().evaluate.baseline_spec() is None
+    named = load_gates(None).evaluate.model_copy(update={"baseline": "itemcf"})
+    assert named.baseline_spec() == ("itemcf", {})
+    f.write_text("evaluate: {baseline: {mode: recent}}\n")
+    with pytest.raises(ConfigError, match="needs `type: <recall plugin>`"):
+        load_gates(f)
+    f.write_text("evaluate: {input_tolerance: 1.5}\n")
+    with pytest.raises(ConfigError, match="input_tolerance"):
+        load_gates(f)
+
+
+def test_input_cascade_is_the_models_upstream_passing_through(tmp_path: Path) -> None:
+    """What a trained ranker is compared with: its own upstream stages at its depth, itself replaced by a
+    pass-through; a reranker's input is the recall and the rank model it was trained behind."""
+    rank_dir, rerank_dir = tmp_path / "din", tmp_path / "ranknet"
+    recall = {"type": "lightgcn", "model": "/m/lightgcn"}
+    rank_dir.mkdir()
+    (rank_dir / "upstream.json").write_text(json.dumps({"recall": recall, "recall_k": 120}))
+    rerank_dir.mkdir()
+    up = {"recall": recall, "recall_k": 120, "rank": {"type": "din", "model": "/m/din"}, "rank_k": 40}
+    (rerank_dir / "upstream.json").write_text(json.dumps(up))
+    rank_in = input_cascade("rank", rank_dir)
+    assert rank_in.recall.k == 120
+    assert [c.type for c in rank_in.recall.channels] == ["lightgcn"]
+    assert (rank_in.rank.type, rank_in.rank.k, rank_in.rerank.type) == ("passthrough", 120, "passthrough")
+    rerank_in = input_cascade("rerank", rerank_dir)
+    assert (rerank_in.rank.type, rerank_in.rank.model, rerank_in.rank.k) == ("din", "/m/din", 40)
+    assert (rerank_in.rerank.type, rerank_in.rerank.k) == ("passthrough", 40)
+    assert trained_cascade("ranknet", "rerank", rerank_dir, {}).rank == rerank_in.rank, "the same input"
+    with pytest.raises(ConfigError, match="not a trained rank model"):
+        input_cascade("rank", tmp_path)
 
 
 def test_decision_reason_names_every_failed_check() -> None:

@@ -3,6 +3,8 @@ ratio's interval, the result's arithmetic; and A/B arms that take no traffic."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,23 @@ def test_arms_without_weight_take_no_traffic_but_can_be_named() -> None:
 def test_the_result_holds_no_nan_for_json() -> None:
     got = _finite({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}, "e": "x"})
     assert got == {"a": None, "b": [1.0, None], "c": {"d": 2}, "e": "x"}
+
+
+def test_the_live_models_train_behind_the_serving_cascades_own_recall(tmp_path: Path) -> None:
+    """DIN and RankNet are trained behind the recall they are served behind: the shipped cascade's three
+    channels in their order (RankNet's channel features are named by position), or a single stage as is."""
+    from replayrec_serving import default_serving_cascade
+    from replayrec_serving._system import serving_upstream
+
+    up = serving_upstream(default_serving_cascade())
+    channels = up["din"]["recall"]["channels"]
+    assert [c["type"] for c in channels] == ["lightgcn", "itemcf", "popularity"]
+    assert channels[0]["model"] == "lightgcn@prod"
+    assert up["ranknet"]["recall"] == up["din"]["recall"]
+    assert up["ranknet"]["rank"] == {"type": "din", "model": "din@prod"}
+    one = tmp_path / "one.yaml"
+    one.write_text(
+        "recall: {k: 50, channels: [{type: lightgcn, model: lightgcn@prod, quota: 50}]}\n"
+        "rank: {type: din, model: din@prod, k: 20}\nrerank: {type: ranknet, model: ranknet@prod, k: 10}\n"
+    )
+    assert serving_upstream(one)["din"]["recall"] == {"type": "lightgcn", "model": "lightgcn@prod"}

@@ -146,3 +146,57 @@ def test_only_requests_whose_target_was_recalled_are_ranked_for_training(trained
     assert set(job.lists) >= {
         (r.user, r.timestamp) for r in build_requests(job.valid_set, np.arange(len(job.valid_set)), None)
     }, "every held-out request keeps its list (validation counts them all)"
+
+
+def test_channel_scores_are_features_scaled_within_the_list() -> None:
+    """With a multi-channel recall each channel's score is a feature: min-max scaled over the items it
+    proposed in this list, 0 (and not proposed) elsewhere; a channel that proposed one item gets 1."""
+    ev = Interactions(np.array([0]), np.array([0]), np.array([0]), n_users=1, n_items=4)
+    clock, vecs = ItemTimeline.from_interactions(ev), unit_vectors(np.eye(4))
+    ranked = [
+        Candidate(0, 1.0, {"recall": 1.0, "recall:lightgcn#0": 3.0, "recall:itemcf#1": 0.5}),
+        Candidate(1, 0.5, {"recall": 0.5, "recall:lightgcn#0": 1.0}),
+        Candidate(2, 0.2, {"recall": 0.2, "recall:lightgcn#0": 2.0}),
+    ]
+    channels = ["recall:lightgcn#0", "recall:itemcf#1", "recall:popularity#2"]
+    f = list_features(Request.create(0, DAY, [3]), ranked, clock, vecs, "din", channels=channels)
+    assert f.shape == (3, len(FEATURES) + 6)
+    extra = f[:, len(FEATURES) :]
+    np.testing.assert_allclose(extra[:, 0], [1.0, 0.0, 0.5])  # lightgcn scaled 3 → 1, 1 → 0, 2 → 0.5
+    np.testing.assert_allclose(extra[:, 1], [1, 1, 1])
+    np.testing.assert_allclose(extra[:, 2:4], [[1, 1], [0, 0], [0, 0]])
+    np.testing.assert_allclose(extra[:, 4:], 0)  # a channel that proposed nothing in this list
+    plain = list_features(Request.create(0, DAY, [3]), ranked, clock, vecs, "din")
+    np.testing.assert_array_equal(plain, f[:, : len(FEATURES)])  # the base features do not change
+
+
+def test_a_multi_channel_recall_trains_with_its_channel_features(tmp_path: Path) -> None:
+    """Behind item-CF + recent popularity the trainer records both channels, the model scores their
+    features, serving rebuilds them from the saved config, and a config naming other channels is refused."""
+    from replayrec.config import Settings
+    from replayrec.errors import ConfigError
+    from replayrec.registry import StageResolver
+    from replayrec.testing import quick_fit, tiny_world
+    from replayrec.training import TrainData, holdout_validation
+    from replayrec_rerank_ranknet.train import build
+
+    world = tiny_world(seed=4)
+    fit, valid = holdout_validation(world.train, 0, 1000)
+    ctx = world.context(seed=0)
+    resolver = StageResolver(Settings(state_dir=tmp_path), "tiny", type(ctx)(ctx.catalog, fit, seed=0))
+    data = TrainData("tiny", "given", world.catalog, fit, valid, None, 0, resolver)
+    recall = {"channels": [{"type": "itemcf", "quota": 30}, {"type": "popularity", "quota": 10}]}
+    config = {"recall": recall, "rank": {"type": "passthrough"}, "recall_k": 40, "rank_k": 20, "epochs": 3}
+    job = quick_fit(build({**config, "holdout": 0.3}, data), 3)
+    assert job.serving.channels == ["recall:itemcf#0", "recall:popularity#1"]
+    assert job.model.mean.shape == (len(FEATURES) + 4,)
+    served = job.export(tmp_path / "model")
+    artifact = StageContext(world.catalog, fit, artifact=tmp_path / "model")
+    stage = RankNetRerank(RankNetConfig(**served), artifact)
+    r = world.requests[0]
+    merged, _ = resolver.build("recall", {**recall, "k": 40})
+    out = stage.rerank(r, merged.retrieve(r, 40)[:20], 10)
+    assert 0 < len(out) <= 10
+    other = RankNetConfig(**{**served, "channels": [*served["channels"], "recall:lightgcn#2"]})
+    with pytest.raises(ConfigError, match=r"names 16 \(3 recall channels\)"):
+        RankNetRerank(other, artifact)

@@ -77,6 +77,9 @@ def test_train_evaluate_and_report_the_full_cascade(dirs) -> None:
     assert full["ci"]["ndcg@10"][0] <= full["ndcg@10"] <= full["ci"]["ndcg@10"][1]
     lift = full["lift_over_rank"]["ndcg@10"]
     assert lift[1] <= lift[0] <= lift[2]
+    for m in ("ndcg@10", "hr@10"):  # the quality bar: paired lifts of the full cascade over both baselines
+        lows = [full[f"lift_over_{b}"][m][1] for b in ("popularity", "itemcf")]
+        assert full["beats_baselines"][m] == all(lo > 0 for lo in lows)
 
 
 def test_report_stages_is_like_for_like(dirs) -> None:

@@ -43,6 +43,7 @@ from replayrec.bus import (
     ensure_topics,
     start_broker,
 )
+from replayrec.cascade import read_cascade_layout
 from replayrec.config import Settings
 from replayrec.data import Dataset
 from replayrec.errors import ConfigError
@@ -50,7 +51,7 @@ from replayrec.evaluation import temporal_cutoff
 from replayrec.registry import ModelRegistry
 from replayrec.runtime import free_port, port_open, spawn, stop_process
 from replayrec_serving._ops import service_env, wait_ready
-from replayrec_serving._settings import ServiceSettings
+from replayrec_serving._settings import ServiceSettings, default_serving_cascade
 
 __all__ = [
     "PLUGINS",
@@ -58,6 +59,7 @@ __all__ = [
     "SystemRequest",
     "ensure_models",
     "live_system",
+    "serving_upstream",
     "sigterm_interrupts",
     "workspace",
 ]
@@ -66,13 +68,20 @@ log = logging.getLogger("replayrec.serving")
 
 #: the serving cascade's models, in training order (each trains on the one before it at ``@prod``)
 PLUGINS = ("lightgcn", "din", "ranknet")
-_UPSTREAM: dict[str, dict[str, Any]] = {
-    "din": {"recall": {"type": "lightgcn", "model": "lightgcn@prod"}},
-    "ranknet": {
-        "recall": {"type": "lightgcn", "model": "lightgcn@prod"},
-        "rank": {"type": "din", "model": "din@prod"},
-    },
-}
+
+
+def serving_upstream(cascade: Path) -> dict[str, dict[str, Any]]:
+    """What DIN and RankNet are trained behind: the serving cascade's own recall (one stage, or its
+    channels in their order: RankNet's channel features are named by position) and rank model, so every
+    model is served in the cascade it was trained in."""
+    layout = read_cascade_layout(cascade)
+    channels = list(layout["recall"]["channels"])
+    if len(channels) == 1:
+        recall: dict[str, Any] = {k: v for k, v in channels[0].items() if k not in ("quota", "weight")}
+    else:
+        recall = {"merge": layout["recall"].get("merge", "quota"), "channels": channels}
+    rank = {k: v for k, v in layout["rank"].items() if k != "k"}
+    return {"din": {"recall": recall}, "ranknet": {"recall": recall, "rank": rank}}
 
 
 @dataclass(frozen=True)
@@ -124,10 +133,12 @@ def ensure_models(
     train_config: Path | None,
     start: int,
     say: Callable[[str], None],
+    cascade: Path | None = None,
 ) -> dict[str, str]:
     """LightGCN → DIN → RankNet trained on the events before the temporal cut, each at ``@prod`` in the
-    registry ``uri``. The ones before ``PLUGINS[start]`` are reused when there (a missing one is trained
-    with every one after it: each trains on its predecessors). Their versions."""
+    registry ``uri``, DIN and RankNet behind the serving ``cascade``'s recall. The ones before
+    ``PLUGINS[start]`` are reused when there (a missing one is trained with every one after it: each trains
+    on its predecessors). Their versions."""
     reg = ModelRegistry(uri)
     have = {p: reg.by_alias(p, "prod") for p in PLUGINS}
     missing = [i for i, p in enumerate(PLUGINS) if have[p] is None]
@@ -140,8 +151,9 @@ def ensure_models(
     if out:
         say("models: reusing " + ", ".join(f"{p}@prod={v}" for p, v in out.items()))
     profile = read_training_profile(train_config)
+    upstream = serving_upstream(cascade or default_serving_cascade())
     for plugin in PLUGINS[start:]:
-        config = {**_UPSTREAM.get(plugin, {}), **profile.get(plugin, {})}
+        config = {**profile.get(plugin, {}), **upstream.get(plugin, {})}  # the serving cascade's stages
         t0 = time.perf_counter()
         res = train_model(
             core,
@@ -216,7 +228,7 @@ def live_system(
     if req.retrain_from is not None and req.retrain_from not in PLUGINS:
         raise ConfigError(f"--retrain-from {req.retrain_from!r}: one of {', '.join(PLUGINS)}")
     start = 0 if req.retrain else PLUGINS.index(req.retrain_from) if req.retrain_from else len(PLUGINS)
-    models = ensure_models(core, ds, uri, req.train_config, start, say)
+    models = ensure_models(core, ds, uri, req.train_config, start, say, settings.cascade)
     timings["models_s"] = time.perf_counter() - t0
     with contextlib.ExitStack() as stack:
         t1 = time.perf_counter()

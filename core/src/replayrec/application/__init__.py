@@ -37,6 +37,7 @@ from replayrec.application._evaluate import (
     EvalOptions,
     EvaluateOutcome,
     evaluate_cascade,
+    evaluate_input_order,
     evaluate_plugin,
     run_evaluate,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "dir_size_mb",
     "download",
     "evaluate_cascade",
+    "evaluate_input_order",
     "evaluate_plugin",
     "importable_modules",
     "ingest_events",

@@ -12,7 +12,7 @@ from typing import Any
 
 from replayrec.application._datasets import open_dataset
 from replayrec.artifacts import artifact_stage_config
-from replayrec.cascade import Cascade, CascadeConfig, load_cascade, trained_cascade
+from replayrec.cascade import Cascade, CascadeConfig, input_cascade, load_cascade, trained_cascade
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError
@@ -35,6 +35,7 @@ __all__ = [
     "EvalOptions",
     "EvaluateOutcome",
     "evaluate_cascade",
+    "evaluate_input_order",
     "evaluate_plugin",
     "run_evaluate",
 ]
@@ -75,7 +76,7 @@ def _prepare(settings: Settings, ds: Dataset, opts: EvalOptions) -> _Prepared:
     if ev is None:
         raise ConfigError(f"protocol {protocol} has no {opts.split} split")
     ctx = StageContext(catalog=ds.catalog, train=split.fit, seed=settings.seed)
-    return _Prepared(protocol, split, ev, ctx, StageResolver(settings, ds.name, ctx))
+    return _Prepared(protocol, split, ev, ctx, StageResolver(settings, ds.name, ctx, protocol=protocol))
 
 
 def _cascade_lists(cascade: Cascade) -> ListFn:
@@ -154,7 +155,8 @@ def evaluate_plugin(
     rerank ``model`` (required) in its cascade, over the whole candidate list."""
     options = dict(options or {})
     kind = kind_of(plugin)
-    path = resolve_model(model, settings, ds.name, plugin) if model is not None else None
+    protocol = opts.protocol or DATASETS[ds.name].protocol
+    path = resolve_model(model, settings, ds.name, plugin, protocol=protocol) if model is not None else None
     meta = {"config": options, "model": str(path) if path is not None else None}
     if kind != "recall":
         if path is None:
@@ -171,6 +173,22 @@ def evaluate_plugin(
     if not isinstance(stage, Recall):
         raise ConfigError(f"{plugin} is not a recall plugin")
     return _run(settings, ds, p, stage, plugin, opts, meta, t0)
+
+
+def evaluate_input_order(
+    settings: Settings, ds: Dataset, plugin: str, model: str | Path, opts: EvalOptions = EvalOptions()
+) -> EvalResult:
+    """The order a trained rank / rerank ``model`` receives (its upstream stages, the model passing its
+    input through), on the same users and at the same depth as :func:`evaluate_plugin` evaluates the
+    model: the paired baseline of "does this ranker improve what it is given"."""
+    kind = kind_of(plugin)
+    if kind == "recall":
+        raise ConfigError(f"{plugin} is a recall plugin: it receives no order to compare with")
+    protocol = opts.protocol or DATASETS[ds.name].protocol
+    path = resolve_model(model, settings, ds.name, plugin, protocol=protocol)
+    res = evaluate_cascade(settings, ds, input_cascade(kind, path), opts, label=f"input of {plugin}")
+    res.meta.update({"model": str(path), "input_of": plugin})
+    return res
 
 
 @dataclass(frozen=True)

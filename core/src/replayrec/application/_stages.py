@@ -13,10 +13,10 @@ from replayrec.application._datasets import open_dataset
 from replayrec.application._evaluate import EvalOptions, evaluate_cascade, evaluate_plugin
 from replayrec.application._published import PUBLISHED
 from replayrec.application._train import TrainRequest, read_training_profile, train_model
-from replayrec.artifacts import artifacts_dir, read_upstream
+from replayrec.artifacts import artifacts_dir, check_protocol, read_upstream
 from replayrec.cascade import CascadeConfig, trained_cascade
 from replayrec.config import Settings
-from replayrec.data import Dataset
+from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError
 from replayrec.evaluation import EvalResult, markdown_table, paired_lift, write_report
 from replayrec.plugins import kind_of
@@ -33,11 +33,15 @@ _LIFT_METRICS = ("ndcg@10", "hr@10")
 @dataclass(frozen=True)
 class StagesRequest:
     dataset: str | None = None
-    recall: str = "lightgcn"
+    #: the recall the ranker is trained behind: a plugin name, or ``None`` for the training profile's own
+    #: (``din: {recall: …}``, one stage or several channels), else ``lightgcn``
+    recall: str | None = None
     rank: str = "din"
     rank_model: str | None = None
     rerank: str = "ranknet"  # "" for none
     rerank_model: str | None = None
+    #: the evaluation protocol (default: the dataset's own); every model is trained on its training events
+    protocol: str | None = None
     train_missing: bool = True
     train_profile: Path | None = None
     n_boot: int = 1000
@@ -60,14 +64,19 @@ class StagesReport:
 
 def _model(settings: Settings, ds: Dataset, plugin: str, req: StagesRequest, config: dict[str, Any]) -> Path:
     """``<plugin>@latest``, trained now (with ``config``) when there is none and ``train_missing`` is set."""
+    protocol = _protocol(ds, req)
     try:
-        return resolve_model(f"{plugin}@latest", settings, ds.name, plugin)
+        return resolve_model(f"{plugin}@latest", settings, ds.name, plugin, protocol=protocol)
     except ConfigError:
         if not req.train_missing:
             raise
-    log.info(f"no trained {plugin} model for {ds.name}: training one")
-    request = TrainRequest(plugin, ds.name, config, progress=req.progress)
+    log.info(f"no trained {plugin} model for {ds.name} ({protocol}): training one")
+    request = TrainRequest(plugin, ds.name, config, protocol=protocol, progress=req.progress)
     return train_model(settings, request, ds).artifact
+
+
+def _protocol(ds: Dataset, req: StagesRequest) -> str:
+    return req.protocol or DATASETS[ds.name].protocol
 
 
 def _same_stage(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -77,6 +86,8 @@ def _same_stage(a: dict[str, Any], b: dict[str, Any]) -> bool:
         out = {k: v for k, v in spec.items() if k not in ("k", "quota")}
         if out.get("model"):
             out["model"] = str(Path(str(out["model"])).resolve())
+        if "channels" in out:  # a multi-channel recall: the same channels, quotas included
+            out["channels"] = [{**norm(c), "quota": c.get("quota")} for c in out["channels"]]
         return out
 
     return norm(a) == norm(b)
@@ -110,7 +121,7 @@ def _rerank_model(
     model), else the newest such artifact, else one trained now on it."""
     rank_up = read_upstream(rank_path, "rank")
     if req.rerank_model is not None:
-        path = resolve_model(req.rerank_model, settings, ds.name, req.rerank)
+        path = resolve_model(req.rerank_model, settings, ds.name, req.rerank, protocol=_protocol(ds, req))
         why = _mismatch(path, req.rank, rank_path, rank_up)
         if why:
             raise ConfigError(f"not like for like: {why}")
@@ -118,6 +129,7 @@ def _rerank_model(
     root = artifacts_dir(settings, req.rerank, ds.name)
     for cand in sorted(root.glob("*/meta.json"), reverse=True) if root.is_dir() else []:
         try:
+            check_protocol(cand.parent, _protocol(ds, req))
             why = _mismatch(cand.parent, req.rank, rank_path, rank_up)
         except ConfigError as exc:  # an unreadable artifact is passed over, not fatal to the search
             log.info(f"skipping {cand.parent}: {exc}")
@@ -136,7 +148,7 @@ def _rerank_model(
     }
     log.info(f"no {req.rerank} model over {rank_path.name}: training one")
     config = {**profile.get(req.rerank, {}), **upstream}
-    request = TrainRequest(req.rerank, ds.name, config, progress=req.progress)
+    request = TrainRequest(req.rerank, ds.name, config, protocol=_protocol(ds, req), progress=req.progress)
     return train_model(settings, request, ds).artifact
 
 
@@ -157,7 +169,7 @@ def _row(res: EvalResult, label: str, unmasked: EvalResult | None) -> dict[str, 
 
 
 def _check_kinds(req: StagesRequest) -> None:
-    if kind_of(req.rank) != "rank" or kind_of(req.recall) != "recall":
+    if kind_of(req.rank) != "rank" or (req.recall is not None and kind_of(req.recall) != "recall"):
         raise ConfigError(
             f"--recall must name a recall plugin and --rank a rank plugin ({req.recall}, {req.rank})"
         )
@@ -165,11 +177,27 @@ def _check_kinds(req: StagesRequest) -> None:
         raise ConfigError(f"--rerank must name a rerank plugin, got {req.rerank!r}")
 
 
+def _recall_spec(req: StagesRequest, profile: dict[str, Any]) -> dict[str, Any]:
+    if req.recall is not None:
+        return {"type": req.recall, "model": f"{req.recall}@latest"}
+    given = profile.get(req.rank, {}).get("recall")
+    if given is None:
+        return {"type": "lightgcn", "model": "lightgcn@latest"}
+    if not isinstance(given, dict):
+        raise ConfigError(f"the training profile's {req.rank}.recall must be a mapping, got {given!r}")
+    return dict(given)
+
+
 def _rank_model(settings: Settings, ds: Dataset, req: StagesRequest, profile: dict[str, Any]) -> Path:
     if req.rank_model is not None:
-        return resolve_model(req.rank_model, settings, ds.name, req.rank)
-    _model(settings, ds, req.recall, req, profile.get(req.recall, {}))
-    spec = {"recall": {"type": req.recall, "model": f"{req.recall}@latest"}}
+        return resolve_model(req.rank_model, settings, ds.name, req.rank, protocol=_protocol(ds, req))
+    recall = _recall_spec(req, profile)
+    for channel in recall.get("channels", [recall]):  # train every channel's missing @latest model
+        ref = str(channel.get("model") or "")
+        if ref.endswith("@latest"):
+            plugin = ref.removesuffix("@latest")
+            _model(settings, ds, plugin, req, profile.get(plugin, {}))
+    spec = {"recall": recall}
     return _model(settings, ds, req.rank, req, {**profile.get(req.rank, {}), **spec})
 
 
@@ -193,6 +221,7 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
     rank_path = _rank_model(settings, ds, req, profile)
     stacked = trained_cascade(req.rank, "rank", rank_path, {})
     depth = stacked.recall.k
+    recall_name = " + ".join(c.type for c in stacked.recall.channels)
     recall_only = CascadeConfig.from_mapping(
         {
             "recall": stacked.recall.model_dump(),
@@ -200,7 +229,9 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
             "rerank": {"type": "passthrough", "k": depth},
         }
     )
-    base = EvalOptions(ks=(10, 20, 50, depth), n_boot=req.n_boot, progress=req.progress)
+    base = EvalOptions(
+        protocol=req.protocol, ks=(10, 20, 50, depth), n_boot=req.n_boot, progress=req.progress
+    )
     runs: dict[str, tuple[str, Any]] = {
         "popularity": (
             "popularity (recent 30d)",
@@ -210,11 +241,11 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
         ),
         "itemcf": ("item-CF (itemknn)", lambda o: evaluate_plugin(settings, ds, "itemcf", opts=o)),
         "recall": (
-            f"{req.recall} recall (top {depth} order)",
+            f"{recall_name} recall (top {depth} order)",
             lambda o: evaluate_cascade(settings, ds, recall_only, o, label="recall"),
         ),
         "recall+rank": (
-            f"{req.recall} → {req.rank}",
+            f"{recall_name} → {req.rank}",
             lambda o: evaluate_plugin(settings, ds, req.rank, model=rank_path, opts=o),
         ),
     }
@@ -223,7 +254,7 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
         rerank_path = _rerank_model(settings, ds, req, rank_path, profile)
         models["recall+rank+rerank"] = rerank_path
         runs["recall+rank+rerank"] = (
-            f"{req.recall} → {req.rank} → {req.rerank}",
+            f"{recall_name} → {req.rank} → {req.rerank}",
             lambda o: evaluate_plugin(settings, ds, req.rerank, model=rerank_path, opts=o),
         )
     results: dict[str, EvalResult] = {}
@@ -235,7 +266,7 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
         rows[key] = _row(results[key], label, unmasked)
     for key, path in models.items():
         rows[key]["model"] = str(path)
-    lifts = [(f"{req.rank} over the {req.recall} ordering", "recall", "recall+rank", "lift_over_recall")]
+    lifts = [(f"{req.rank} over the {recall_name} ordering", "recall", "recall+rank", "lift_over_recall")]
     if req.rerank:
         lifts.append(
             (
@@ -245,10 +276,16 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
                 "lift_over_rank",
             )
         )
+    final = "recall+rank+rerank" if req.rerank else "recall+rank"
+    for base_key, name in (("popularity", "recent popularity"), ("itemcf", "item-CF")):
+        lifts.append((f"the full cascade over {name}", base_key, final, f"lift_over_{base_key}"))
     printed = []
     for what, before, after, key in lifts:
         rows[after][key] = _lift(results[before], results[after], req.n_boot, settings.seed)
         printed.append((what, rows[after][key]))
+    # the quality bar: the full cascade above both baselines, the paired interval's lower end above zero
+    lows = {m: [rows[final][f"lift_over_{b}"][m][1] for b in ("popularity", "itemcf")] for m in _LIFT_METRICS}
+    rows[final]["beats_baselines"] = {m: all(lo > 0 for lo in lo_s) for m, lo_s in lows.items()}
     labels = {k: v[0] for k, v in runs.items()}
     table = _table(rows, labels, ds.name)
     paths = write_report(

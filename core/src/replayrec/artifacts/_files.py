@@ -19,6 +19,7 @@ __all__ = [
     "artifact_meta",
     "artifact_stage_config",
     "artifacts_dir",
+    "check_protocol",
     "latest_artifact",
     "new_artifact_dir",
     "read_upstream",
@@ -43,16 +44,33 @@ def new_artifact_dir(settings: Settings, plugin: str, dataset: str, stamp: str, 
     return artifacts_dir(settings, plugin, dataset) / f"{stamp}-{run_id[:8]}"
 
 
-def latest_artifact(settings: Settings, plugin: str, dataset: str) -> Path:
-    """The newest complete artifact (one with its ``meta.json``)."""
+def latest_artifact(settings: Settings, plugin: str, dataset: str, protocol: str | None = None) -> Path:
+    """The newest complete artifact (one with its ``meta.json``); with ``protocol``, the newest trained on
+    that protocol's training events (an artifact that does not record its protocol counts for any)."""
     root = artifacts_dir(settings, plugin, dataset)
     found = sorted(p for p in root.glob("*") if (p / ARTIFACT_META).is_file()) if root.is_dir() else []
+    if protocol is not None:
+        found = [p for p in found if artifact_meta(p).get("protocol", protocol) == protocol]
     if not found:
+        under = f" on the {protocol} protocol" if protocol is not None else ""
+        flag = f" --protocol {protocol}" if protocol is not None else ""
         raise ConfigError(
-            f"no trained {plugin!r} model for {dataset} under {root}: run `replayrec train {plugin} "
-            f"--dataset {dataset}`"
+            f"no trained {plugin!r} model for {dataset}{under} under {root}: run `replayrec train {plugin} "
+            f"--dataset {dataset}{flag}`"
         )
     return found[-1]
+
+
+def check_protocol(path: Path, protocol: str) -> None:
+    """Refuse a model trained on another protocol's training events: a model trained under leave-one-out
+    has seen other users' events of the temporal test period, one trained before the temporal cut has not
+    seen what leave-one-out trains on, so neither is evaluated like for like on the other."""
+    trained = artifact_meta(path).get("protocol")
+    if trained is not None and trained != protocol:
+        raise ConfigError(
+            f"model {path} was trained on the {trained!r} protocol's training events, not {protocol!r}'s: "
+            f"train one with --protocol {protocol}"
+        )
 
 
 def _json_object(file: Path, what: str) -> dict[str, Any]:

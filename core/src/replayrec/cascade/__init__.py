@@ -10,7 +10,7 @@ from replayrec.cascade._config import (
     load_cascade,
     read_cascade_layout,
 )
-from replayrec.cascade._trained import trained_cascade
+from replayrec.cascade._trained import input_cascade, recall_layout, trained_cascade
 
 __all__ = [
     "Cascade",
@@ -21,8 +21,10 @@ __all__ = [
     "StageSpec",
     "build_from_spec",
     "default_cascade_path",
+    "input_cascade",
     "load_cascade",
     "merge_channels",
     "read_cascade_layout",
+    "recall_layout",
     "trained_cascade",
 ]

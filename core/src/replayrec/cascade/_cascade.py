@@ -125,6 +125,27 @@ class MergedRecall(Recall):
         quotas = [min(q, k) for q in self.quotas]
         return merge_channels(lists, self.names, weights, quotas, k, self.rule)
 
+    def retrieve_batch(self, requests: Sequence[Request], k: int) -> list[list[Candidate]]:
+        """Each channel's batch retrieval (one pass per channel), merged request by request."""
+        self.check_k(k)
+        if len(self.channels) == 1:
+            return self.channels[0].retrieve_batch(requests, k)
+        per_channel = [ch.retrieve_batch(requests, k) for ch in self.channels]
+        weights = [s.weight for s in self.specs]
+        quotas = [min(q, k) for q in self.quotas]
+        return [
+            merge_channels([lists[i] for lists in per_channel], self.names, weights, quotas, k, self.rule)
+            for i in range(len(requests))
+        ]
+
+    def item_vectors(self) -> np.ndarray | None:
+        """The first channel's learned item vectors (a later stage's warm start), if any has them."""
+        for ch in self.channels:
+            vecs = ch.item_vectors()
+            if vecs is not None:
+                return vecs
+        return None
+
     def score_all(self, requests: Sequence[Request]) -> np.ndarray:
         if len(self.channels) != 1:
             raise NotImplementedError("a multi-channel recall has no full-catalogue score")

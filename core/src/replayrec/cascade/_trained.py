@@ -8,7 +8,15 @@ from typing import Any
 from replayrec.artifacts import read_upstream
 from replayrec.cascade._config import CascadeConfig
 
-__all__ = ["trained_cascade"]
+__all__ = ["input_cascade", "recall_layout", "trained_cascade"]
+
+
+def recall_layout(spec: dict[str, Any], depth: int) -> dict[str, Any]:
+    """The cascade's ``recall`` section for an upstream recall spec: one stage (``{type, model, …}``) or
+    several channels (``{merge, channels: [...]}``), ``depth`` candidates."""
+    if "channels" in spec:
+        return {"k": depth, "merge": spec.get("merge", "quota"), "channels": list(spec["channels"])}
+    return {"k": depth, "channels": [spec]}
 
 
 def trained_cascade(plugin: str, kind: str, model: Path, options: dict[str, Any]) -> CascadeConfig:
@@ -17,7 +25,7 @@ def trained_cascade(plugin: str, kind: str, model: Path, options: dict[str, Any]
     model ranks is evaluated in full (a reranker reorders the rank stage's top ``rank_k``)."""
     up = read_upstream(model, kind)
     depth = int(up["recall_k"])
-    layout: dict[str, Any] = {"recall": {"k": depth, "channels": [up["recall"]]}}
+    layout: dict[str, Any] = {"recall": recall_layout(up["recall"], depth)}
     if kind == "rank":
         spec: dict[str, Any] = {"type": plugin, "model": str(model), "k": depth, **options}
         layout.update(rank=spec, rerank={"type": "passthrough", "k": depth})
@@ -26,3 +34,18 @@ def trained_cascade(plugin: str, kind: str, model: Path, options: dict[str, Any]
         spec = {"type": plugin, "model": str(model), "k": depth, **options}
         layout.update(rank={**up["rank"], "k": depth}, rerank=spec)
     return CascadeConfig.from_mapping(layout, source=f"cascade of {model}")
+
+
+def input_cascade(kind: str, model: Path) -> CascadeConfig:
+    """The order ``model`` receives: its upstream stages as it was trained behind them, with the model's own
+    stage (and everything after it) passing its input through, at the same depth as
+    :func:`trained_cascade`. What a rank / rerank model must improve on."""
+    up = read_upstream(model, kind)
+    depth = int(up["recall_k"])
+    layout: dict[str, Any] = {"recall": recall_layout(up["recall"], depth)}
+    if kind == "rank":
+        layout.update(rank={"type": "passthrough", "k": depth}, rerank={"type": "passthrough", "k": depth})
+    else:
+        depth = int(up["rank_k"])
+        layout.update(rank={**up["rank"], "k": depth}, rerank={"type": "passthrough", "k": depth})
+    return CascadeConfig.from_mapping(layout, source=f"input order of {model}")

@@ -13,6 +13,7 @@ from replayrec.cli._common import (
     echo_json,
     is_tty,
     json_option,
+    protocol_option,
     report_files,
     settings_of,
 )
@@ -22,7 +23,13 @@ __all__ = ["stages_cmd"]
 
 @click.command("stages")
 @dataset_option
-@click.option("--recall", "recall", default="lightgcn", show_default=True, help="trained recall plugin")
+@protocol_option
+@click.option(
+    "--recall",
+    "recall",
+    help="trained recall plugin the ranker is trained behind; default: the training profile's "
+    "`<rank>: {recall: …}` (one stage or several channels), else lightgcn",
+)
 @click.option("--rank", "rank", default="din", show_default=True, help="trained rank plugin")
 @click.option("--rank-model", help="rank model (artifact or PLUGIN@alias); default: RANK@latest")
 @click.option(
@@ -56,7 +63,8 @@ __all__ = ["stages_cmd"]
 def stages_cmd(
     ctx: click.Context,
     name: str | None,
-    recall: str,
+    protocol: str | None,
+    recall: str | None,
     rank: str,
     rank_model: str | None,
     rerank: str,
@@ -67,7 +75,8 @@ def stages_cmd(
     n_boot: int,
     as_json: bool,
 ) -> None:
-    """Per-stage table on the dataset's own protocol: popularity, item-CF, the recall alone (its top-K
+    """Per-stage table on the dataset's own protocol (or --protocol; models trained on its training events,
+    trained here when missing): popularity, item-CF, the recall alone (its top-K
     ordering), recall → rank over the same candidates and recall → rank → rerank over the rank stage's top
     list — every row on the same upstream models — with bootstrap CIs, each model stage's paired lift over
     the stage before it, and each row again without history masking."""
@@ -78,6 +87,7 @@ def stages_cmd(
         rank_model=rank_model,
         rerank=rerank,
         rerank_model=rerank_model,
+        protocol=protocol,
         train_missing=train_missing,
         train_profile=train_config,
         n_boot=n_boot,
@@ -95,6 +105,11 @@ def stages_cmd(
             f"\n{what} (same users, paired bootstrap): "
             + ", ".join(f"{m} {v[0]:+.1%} [{v[1]:+.1%}, {v[2]:+.1%}]" for m, v in lift.items())
         )
+    beats = rep.rows["recall+rank+rerank" if rerank else "recall+rank"]["beats_baselines"]
+    click.echo(
+        "\nthe full cascade above recent popularity and item-CF (paired 95% CI above 0): "
+        + ", ".join(f"{m} {'yes' if ok else 'NO'}" for m, ok in beats.items())
+    )
     click.echo(
         f"gauc: popularity / item-CF over the catalogue; the cascade rows within the top-{rep.depth} list"
     )

@@ -70,7 +70,7 @@ class PipelineContext:
     @cached_property
     def resolver(self) -> StageResolver:
         ctx = StageContext(self.dataset.catalog, self.split.fit, seed=self.settings.seed)
-        return StageResolver(self.settings, self.dataset.name, ctx, self.tracking_uri)
+        return StageResolver(self.settings, self.dataset.name, ctx, self.tracking_uri, self.protocol)
 
     def record(self, decision: Decision, outcome: str | None = None) -> Decision:
         """Tag the model version, append to the audit log and print the decision with its numbers."""

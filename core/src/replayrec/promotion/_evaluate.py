@@ -1,5 +1,6 @@
 """*evaluate* gate: absolute floors, and no significant regression against ``prod`` (and an optional
-baseline) on all users and on the cold and heavy slices, from paired bootstrap intervals."""
+baseline) on all users and on the cold and heavy slices, nor, for a rank / rerank model, against the order
+it receives, from paired bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from replayrec.application import EvalOptions, evaluate_plugin
+from replayrec.application import EvalOptions, evaluate_input_order, evaluate_plugin
 from replayrec.evaluation import EvalResult, paired_lift
 from replayrec.promotion._context import PipelineContext
 from replayrec.promotion._gates import Check, Decision
@@ -19,11 +20,20 @@ __all__ = ["evaluate_model", "evaluate_step"]
 MIN_SLICE_USERS = 50
 
 
-def evaluate_model(ctx: PipelineContext, model: str | None, plugin: str | None = None) -> EvalResult:
+def _opts(ctx: PipelineContext) -> EvalOptions:
+    return EvalOptions(protocol=ctx.protocol, n_boot=ctx.gates.evaluate.n_boot)
+
+
+def evaluate_model(
+    ctx: PipelineContext,
+    model: str | None,
+    plugin: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> EvalResult:
     """The protocol's test split: a recall model by exact full ranking, a rank / rerank model in the
-    cascade it was trained in; ``model=None`` fits an untrained plugin (a baseline)."""
-    opts = EvalOptions(protocol=ctx.protocol, n_boot=ctx.gates.evaluate.n_boot)
-    return evaluate_plugin(ctx.settings, ctx.dataset, plugin or ctx.plugin, model=model, opts=opts)
+    cascade it was trained in; ``model=None`` fits an untrained plugin (a baseline) with ``options``."""
+    name = plugin or ctx.plugin
+    return evaluate_plugin(ctx.settings, ctx.dataset, name, options, model=model, opts=_opts(ctx))
 
 
 def slices(ctx: PipelineContext) -> dict[str, npt.NDArray[np.int64]]:
@@ -45,11 +55,14 @@ def _compare(
     cand: EvalResult,
     against: str,
     rows: dict[str, npt.NDArray[np.int64]],
+    tolerance: float | None = None,
 ) -> list[Check]:
+    """Paired lifts of ``cand`` over ``base`` per slice and metric; a check fails when the 95% interval
+    lies entirely below ``-tolerance`` (default: the gate's, per slice)."""
     g = ctx.gates.evaluate
     checks = []
     for name, idx in rows.items():
-        tol = g.tolerance if name == "all" else g.slice_tolerance
+        tol = tolerance if tolerance is not None else g.tolerance if name == "all" else g.slice_tolerance
         for m in g.metrics:
             label = f"{m} vs {against} ({name}, {idx.size:,} users)"
             if idx.size < MIN_SLICE_USERS:
@@ -97,10 +110,18 @@ def evaluate_step(ctx: PipelineContext, candidate: VersionInfo) -> Decision:
         "candidate_ci": {m: list(cand.ci.get(m, ())) for m in g.metrics},
         "users": {k: int(v.size) for k, v in rows.items()},
     }
-    if g.baseline:
-        base = evaluate_model(ctx, None, g.baseline)
-        checks += _compare(ctx, base, cand, f"baseline {g.baseline}", {"all": rows["all"]})
-        numbers["baseline"] = {m: base.metrics[m] for m in g.metrics}
+    baseline = g.baseline_spec()
+    if baseline is not None:
+        name, options = baseline
+        base = evaluate_model(ctx, None, name, options)
+        label = f"baseline {name}" + "".join(f" {k}={v}" for k, v in sorted(options.items()))
+        checks += _compare(ctx, base, cand, label, {"all": rows["all"]})
+        numbers["baseline"] = {"plugin": name, "options": options, **{m: base.metrics[m] for m in g.metrics}}
+    if ctx.kind != "recall" and g.input_order:
+        ctx.echo(f"[evaluate] against the order {ctx.plugin} receives, the same users")
+        base = evaluate_input_order(ctx.settings, ctx.dataset, ctx.plugin, candidate.artifact, _opts(ctx))
+        checks += _compare(ctx, base, cand, "its input order", {"all": rows["all"]}, g.input_tolerance)
+        numbers["input_order"] = {m: base.metrics[m] for m in g.metrics}
     prod = ctx.registry.by_alias(ctx.plugin, "prod")
     if prod is not None and prod.version != candidate.version:
         ctx.echo(f"[evaluate] against prod v{prod.version}, the same users")

@@ -25,8 +25,14 @@ class EvaluateGate(_Closed):
     metrics: tuple[str, ...] = ("ndcg@10", "hr@10")
     #: absolute floors on the whole test set
     minimum: dict[str, float] = Field(default_factory=lambda: {"ndcg@10": 0.005, "hr@10": 0.01})
-    #: a baseline recall plugin (e.g. ``popularity``) the candidate must not fall below (paired, with CI)
-    baseline: str | None = None
+    #: a baseline recall plugin the candidate must not fall below (paired, with CI): a name
+    #: (``popularity``) or the plugin with its options (``{type: popularity, mode: recent}``)
+    baseline: str | dict[str, Any] | None = None
+    #: a rank / rerank candidate is also compared with the order it receives (its upstream stages, as it was
+    #: trained behind them): a ranker that makes its input worse is refused, i.e. when the 95% interval of
+    #: its paired lift over that order lies entirely below ``-input_tolerance``
+    input_order: bool = True
+    input_tolerance: float = Field(0.0, ge=0, lt=1)
     #: relative regression against prod / the baseline that fails the gate when the 95% interval of the
     #: paired lift lies entirely below ``-tolerance`` (all users) or ``-slice_tolerance`` (each slice)
     tolerance: float = Field(0.02, ge=0, lt=1)
@@ -36,6 +42,21 @@ class EvaluateGate(_Closed):
     #: ... and those at or above this quantile of history length the ``heavy`` slice
     heavy_quantile: float = Field(0.9, gt=0, lt=1)
     n_boot: int = Field(500, ge=50)
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_names_a_plugin(cls, v: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if isinstance(v, dict) and not (isinstance(v.get("type"), str) and v["type"]):
+            raise ValueError("a baseline given with options needs `type: <recall plugin>`")
+        return v
+
+    def baseline_spec(self) -> tuple[str, dict[str, Any]] | None:
+        """The baseline as (plugin, its options), or ``None``."""
+        if self.baseline is None:
+            return None
+        if isinstance(self.baseline, str):
+            return self.baseline, {}
+        return str(self.baseline["type"]), {k: v for k, v in self.baseline.items() if k != "type"}
 
 
 class StageGate(_Closed):

@@ -76,7 +76,7 @@ def candidate_version(ctx: PipelineContext, model: str) -> VersionInfo:
         if m["plugin"] != ctx.plugin:
             raise ConfigError(f"{model!r} is not a {ctx.plugin} model")
         if m["alias"] == "latest":  # the newest artifact in the state directory
-            path = latest_artifact(ctx.settings, ctx.plugin, ctx.dataset.name)
+            path = latest_artifact(ctx.settings, ctx.plugin, ctx.dataset.name, ctx.protocol)
         else:
             found = reg.by_alias(ctx.plugin, m["alias"])
             if found is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from replayrec.artifacts import artifact_stage_config, latest_artifact
+from replayrec.artifacts import artifact_stage_config, check_protocol, latest_artifact
 from replayrec.config import Settings
 from replayrec.errors import ConfigError
 from replayrec.registry._mlflow import ModelRegistry, registered_model_name, tracking_uri
@@ -40,8 +40,10 @@ def resolve_model(
     dataset: str,
     plugin: str | None = None,
     tracking_uri: str | None = None,
+    protocol: str | None = None,
 ) -> Path:
-    """The artifact directory ``ref`` names, checked to be a ``plugin`` model trained on ``dataset``."""
+    """The artifact directory ``ref`` names, checked to be a ``plugin`` model trained on ``dataset`` (and,
+    with ``protocol``, on that protocol's training events; ``@latest`` is then the newest such)."""
     text = str(ref)
     m = REF_PATTERN.match(text)
     if m is not None and not Path(text).exists():
@@ -49,7 +51,7 @@ def resolve_model(
         if plugin is not None and name != plugin:
             raise ConfigError(f"model reference {text!r} names plugin {name!r}, expected {plugin!r}")
         if alias == "latest":
-            path = latest_artifact(settings, name, dataset)
+            path = latest_artifact(settings, name, dataset, protocol)
         else:
             path = _from_registry(settings, name, alias, tracking_uri)
         plugin = name
@@ -60,4 +62,6 @@ def resolve_model(
                 f"model {text!r} is neither an artifact directory nor a <plugin>@<alias> reference"
             )
     artifact_stage_config(path, dataset, plugin)
+    if protocol is not None:
+        check_protocol(path, protocol)
     return path.resolve()

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from replayrec.cascade import ChannelSpec, StageSpec, build_from_spec
+from pydantic import ValidationError
+
+from replayrec.cascade import ChannelSpec, MergedRecall, RecallSpec, StageSpec, build_from_spec
 from replayrec.config import Settings
-from replayrec.errors import ConfigError
+from replayrec.errors import ConfigError, describe_validation_error
 from replayrec.registry._refs import resolve_model
-from replayrec.stages import Stage, StageContext
+from replayrec.stages import Recall, Stage, StageContext
 
 __all__ = ["StageResolver"]
 
@@ -28,14 +30,23 @@ class StageResolver:
     dataset: str
     context: StageContext
     tracking_uri: str | None = None
+    #: the evaluation / training protocol: every model must have been trained on its training events
+    protocol: str | None = None
 
     def context_for(self, spec: StageSpec | ChannelSpec) -> StageContext:
         if spec.model is None:
             return self.context
-        path = resolve_model(spec.model, self.settings, self.dataset, spec.type, self.tracking_uri)
+        path = resolve_model(
+            spec.model, self.settings, self.dataset, spec.type, self.tracking_uri, self.protocol
+        )
         return replace(self.context, artifact=path)
 
     def build(self, kind: str, spec: Mapping[str, Any]) -> tuple[Stage, dict[str, Any]]:
+        """One stage from ``{type, model?, …}``, or for recall several channels merged (``{merge?, k?,
+        channels: [{type, quota?, weight?, model?, …}, …]}``, the cascade's recall section), with the spec
+        resolved (models as absolute artifact paths)."""
+        if kind == "recall" and isinstance(spec, Mapping) and "channels" in spec:
+            return self._merged(spec)
         if not isinstance(spec, Mapping) or "type" not in spec:
             raise ConfigError(f"a {kind} stage spec needs a 'type' key, got {spec!r}")
         parsed = ChannelSpec.model_validate({k: v for k, v in spec.items() if k not in ("k", "quota")})
@@ -45,3 +56,26 @@ class StageResolver:
         if ctx.artifact is not None:
             resolved["model"] = str(ctx.artifact)
         return stage, resolved
+
+    def _merged(self, spec: Mapping[str, Any]) -> tuple[Stage, dict[str, Any]]:
+        try:
+            parsed = RecallSpec.model_validate(dict(spec))
+        except ValidationError as exc:
+            raise ConfigError(
+                f"invalid multi-channel recall {dict(spec)}: {describe_validation_error(exc)}"
+            ) from None
+        channels, resolved = [], []
+        for ch in parsed.channels:
+            ctx = self.context_for(ch)
+            stage = build_from_spec("recall", ch, ctx)
+            if not isinstance(stage, Recall):
+                raise ConfigError(f"recall channel {ch.type!r} is not a recall stage")
+            channels.append(stage)
+            entry: dict[str, Any] = {"type": ch.type, "weight": ch.weight, **ch.options}
+            if ch.quota is not None:
+                entry["quota"] = ch.quota
+            if ctx.artifact is not None:
+                entry["model"] = str(ctx.artifact)
+            resolved.append(entry)
+        merged = MergedRecall(channels, parsed.channels, parsed.k, parsed.merge, self.context)
+        return merged, {"k": parsed.k, "merge": parsed.merge, "channels": resolved}

@@ -222,7 +222,8 @@ def prepare_job(plugin: str, ds: Dataset, settings: Settings, opts: TrainOptions
     split = build_split(ds, protocol)
     fit, valid = validation_set(split, settings.seed, opts.val_users)
     uri = tracking_uri(settings, opts.tracking_uri)
-    resolver = StageResolver(settings, ds.name, StageContext(ds.catalog, fit, seed=settings.seed), uri)
+    context = StageContext(ds.catalog, fit, seed=settings.seed)
+    resolver = StageResolver(settings, ds.name, context, uri, protocol)
     data = TrainData(ds.name, protocol, ds.catalog, fit, valid, split.history_len, settings.seed, resolver)
     config = dict(opts.config)
     if opts.epochs is not None:

@@ -17,6 +17,12 @@ class RankNetConfig(StageConfig):
     rank_stage: str = Field(default="din", description="the rank stage whose score is a feature")
     window_days: float = Field(default=30.0, gt=0, description="recent-popularity window")
     recent_items: int = Field(default=5, gt=0, description="history items for the similarity features")
+    channels: list[str] = Field(
+        default_factory=list,
+        description="recall channels (their Candidate.scores names) whose scores are features: when the "
+        "recall merges several channels, each one's score min-max scaled within the list (0 where it did "
+        "not propose the item) and whether it proposed it",
+    )
 
 
 class RankNetTrainConfig(BaseModel):
@@ -28,6 +34,9 @@ class RankNetTrainConfig(BaseModel):
     rank_k: int = Field(default=50, gt=0, description="the ranked list RankNet reorders")
     window_days: float = Field(default=30.0, gt=0)
     recent_items: int = Field(default=5, gt=0)
+    channel_features: bool = Field(
+        default=True, description="each recall channel's score as a feature (a multi-channel recall only)"
+    )
     holdout: float = Field(default=0.2, gt=0, lt=1, description="share of the lists kept for early stopping")
     hidden: list[int] = Field(default_factory=lambda: [32, 16])
     lr: float = Field(default=3e-3, gt=0)

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request
 
-__all__ = ["FEATURES", "list_features", "unit_vectors"]
+__all__ = ["FEATURES", "channel_feature_names", "list_features", "n_features", "unit_vectors"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -53,6 +53,30 @@ def _unit(v: F32) -> F32:
     return out
 
 
+def channel_feature_names(channels: Sequence[str]) -> list[str]:
+    """The two features of each recall channel, after :data:`FEATURES`."""
+    return [f"{kind}:{name}" for name in channels for kind in ("score", "proposed")]
+
+
+def n_features(channels: Sequence[str] = ()) -> int:
+    return len(FEATURES) + 2 * len(channels)
+
+
+def _channel_columns(ranked: Sequence[Candidate], channels: Sequence[str], out: F32) -> None:
+    """Each channel's score min-max scaled over the items it proposed in this list (1 when it proposed
+    one, or all tie), 0 elsewhere; and 1 / 0 for whether it proposed the item."""
+    base = len(FEATURES)
+    for j, name in enumerate(channels):
+        raw = np.array([c.scores.get(name, np.nan) for c in ranked], dtype=np.float64)
+        has = np.isfinite(raw)
+        if not has.any():
+            continue
+        lo, hi = raw[has].min(), raw[has].max()
+        scaled = np.where(has, (raw - lo) / (hi - lo) if hi > lo else 1.0, 0.0)
+        out[:, base + 2 * j] = scaled
+        out[:, base + 2 * j + 1] = has
+
+
 def list_features(
     request: Request,
     ranked: Sequence[Candidate],
@@ -61,13 +85,15 @@ def list_features(
     rank_stage: str,
     window_days: float = 30.0,
     recent_items: int = 5,
+    channels: Sequence[str] = (),
 ) -> F32:
-    """Features (len(ranked), len(FEATURES)) of a list in its incoming order; ``vectors`` are unit item
-    vectors (n_items, d)."""
+    """Features (len(ranked), n_features(channels)) of a list in its incoming order; ``vectors`` are unit
+    item vectors (n_items, d); ``channels`` the recall channels whose scores are features."""
     n = len(ranked)
-    out = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    out = np.zeros((n, n_features(channels)), dtype=np.float32)
     if n == 0:
         return out
+    _channel_columns(ranked, channels, out)
     items = np.array([c.item for c in ranked], dtype=np.int64)
     t = int(request.timestamp)
     out[:, 0] = [c.scores.get(rank_stage, c.score) for c in ranked]

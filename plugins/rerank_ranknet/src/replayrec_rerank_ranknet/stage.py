@@ -13,7 +13,7 @@ from replayrec.errors import ConfigError
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request, Rerank, StageConfig, StageContext
 from replayrec_rerank_ranknet.config import RankNetConfig
-from replayrec_rerank_ranknet.features import list_features
+from replayrec_rerank_ranknet.features import list_features, n_features
 
 __all__ = ["RankNetRerank", "RankNetWeights"]
 
@@ -62,6 +62,11 @@ class RankNetRerank(Rerank):
                 )
             weights = RankNetWeights(load_weights(context.artifact, "ranknet"))
         self.w: RankNetWeights = weights
+        if self.w.mean.shape[-1] != n_features(self.cfg.channels):
+            raise ConfigError(
+                f"ranknet: the model scores {self.w.mean.shape[-1]} features, the config names "
+                f"{n_features(self.cfg.channels)} ({len(self.cfg.channels)} recall channels)"
+            )
         if self.w.vectors.shape[0] != context.n_items:
             raise ConfigError(
                 f"ranknet: the model has {self.w.vectors.shape[0]} items, the catalogue {context.n_items}"
@@ -82,6 +87,7 @@ class RankNetRerank(Rerank):
             self.cfg.rank_stage,
             self.cfg.window_days,
             self.cfg.recent_items,
+            self.cfg.channels,
         )
 
     def rerank(self, request: Request, scored: Sequence[Candidate], k: int) -> list[Candidate]:

@@ -20,13 +20,14 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from replayrec.artifacts import ARTIFACT_UPSTREAM, save_weights
+from replayrec.cascade import MergedRecall
 from replayrec.errors import ConfigError
 from replayrec.evaluation import EvalSet, ListFn, build_requests
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Rank, Recall, Request, StageContext
 from replayrec.training import TrainData
 from replayrec_rerank_ranknet.config import RankNetConfig, RankNetTrainConfig
-from replayrec_rerank_ranknet.features import FEATURES, list_features, unit_vectors
+from replayrec_rerank_ranknet.features import list_features, n_features, unit_vectors
 from replayrec_rerank_ranknet.model import RankNet
 from replayrec_rerank_ranknet.module import RankNetModule
 from replayrec_rerank_ranknet.stage import RankNetRerank, RankNetWeights
@@ -52,8 +53,14 @@ class RankNetJob:
         vecs = recall.item_vectors()
         self.vectors = unit_vectors(vecs if vecs is not None else np.zeros((data.catalog.n_items, 1)))
         self.clock = ItemTimeline.from_interactions(data.fit)
+        channels: list[str] = []
+        if isinstance(recall, MergedRecall) and len(recall.channels) > 1 and config.channel_features:
+            channels = list(recall.names)
         self.serving = RankNetConfig(
-            rank_stage=rank.name, window_days=config.window_days, recent_items=config.recent_items
+            rank_stage=rank.name,
+            window_days=config.window_days,
+            recent_items=config.recent_items,
+            channels=channels,
         )
         rng = np.random.default_rng(config.seed)
         ev = data.valid
@@ -62,7 +69,7 @@ class RankNetJob:
         self.lists: Lists = {}
         for part, learnable in ((self.fit_set, True), (self.valid_set, False)):
             self.lists.update(self._ranked_lists(recall, rank, part, learnable))
-        self.model = RankNet(len(FEATURES), config.hidden)
+        self.model = RankNet(n_features(self.serving.channels), config.hidden)
         self.tensors = self._training_tensors()
         self.module = RankNetModule(self.model, config)
 
@@ -91,7 +98,14 @@ class RankNetJob:
     def _features(self, request: Request, ranked: Sequence[Candidate]) -> npt.NDArray[np.float32]:
         c = self.serving
         return list_features(
-            request, ranked, self.clock, self.vectors, c.rank_stage, c.window_days, c.recent_items
+            request,
+            ranked,
+            self.clock,
+            self.vectors,
+            c.rank_stage,
+            c.window_days,
+            c.recent_items,
+            c.channels,
         )
 
     def _training_tensors(self) -> TensorDataset:
@@ -106,7 +120,7 @@ class RankNetJob:
             y = np.array([c.item in target for c in ranked], dtype=np.float32)
             if not y.any() or y.all():
                 continue  # no pair to learn from
-            f = np.zeros((k, len(FEATURES)), np.float32)
+            f = np.zeros((k, n_features(self.serving.channels)), np.float32)
             f[: len(ranked)] = self._features(r, ranked)
             feats.append(f)
             labels.append(np.pad(y, (0, k - y.size)))
