@@ -67,8 +67,13 @@ class _Prepared:
     resolver: StageResolver
 
 
+def _protocol(ds: Dataset, opts: EvalOptions) -> str:
+    """The protocol ``opts`` asks for, else the dataset's own."""
+    return opts.protocol or DATASETS[ds.name].protocol
+
+
 def _prepare(settings: Settings, ds: Dataset, opts: EvalOptions) -> _Prepared:
-    protocol = opts.protocol or DATASETS[ds.name].protocol
+    protocol = _protocol(ds, opts)
     split = build_split(
         ds, protocol, history_len=opts.history_len, mask_history=opts.mask, holdout=opts.holdout
     )
@@ -155,7 +160,7 @@ def evaluate_plugin(
     rerank ``model`` (required) in its cascade, over the whole candidate list."""
     options = dict(options or {})
     kind = kind_of(plugin)
-    protocol = opts.protocol or DATASETS[ds.name].protocol
+    protocol = _protocol(ds, opts)
     path = resolve_model(model, settings, ds.name, plugin, protocol=protocol) if model is not None else None
     meta = {"config": options, "model": str(path) if path is not None else None}
     if kind != "recall":
@@ -184,8 +189,7 @@ def evaluate_input_order(
     kind = kind_of(plugin)
     if kind == "recall":
         raise ConfigError(f"{plugin} is a recall plugin: it receives no order to compare with")
-    protocol = opts.protocol or DATASETS[ds.name].protocol
-    path = resolve_model(model, settings, ds.name, plugin, protocol=protocol)
+    path = resolve_model(model, settings, ds.name, plugin, protocol=_protocol(ds, opts))
     res = evaluate_cascade(settings, ds, input_cascade(kind, path), opts, label=f"input of {plugin}")
     res.meta.update({"model": str(path), "input_of": plugin})
     return res

@@ -120,7 +120,9 @@ class MergedRecall(Recall):
         self.check_k(k)
         if len(self.channels) == 1:
             return self.channels[0].retrieve(request, k)
-        lists = [ch.retrieve(request, k) for ch in self.channels]
+        return self._merge([ch.retrieve(request, k) for ch in self.channels], k)
+
+    def _merge(self, lists: Sequence[Sequence[Candidate]], k: int) -> list[Candidate]:
         weights = [s.weight for s in self.specs]
         quotas = [min(q, k) for q in self.quotas]
         return merge_channels(lists, self.names, weights, quotas, k, self.rule)
@@ -131,12 +133,7 @@ class MergedRecall(Recall):
         if len(self.channels) == 1:
             return self.channels[0].retrieve_batch(requests, k)
         per_channel = [ch.retrieve_batch(requests, k) for ch in self.channels]
-        weights = [s.weight for s in self.specs]
-        quotas = [min(q, k) for q in self.quotas]
-        return [
-            merge_channels([lists[i] for lists in per_channel], self.names, weights, quotas, k, self.rule)
-            for i in range(len(requests))
-        ]
+        return [self._merge([lists[i] for lists in per_channel], k) for i in range(len(requests))]
 
     def item_vectors(self) -> np.ndarray | None:
         """The first channel's learned item vectors (a later stage's warm start), if any has them."""
