@@ -17,6 +17,7 @@ from replayrec.evaluation._protocols import (
     ProtocolSplit,
     build_split,
     temporal_cutoff,
+    temporal_holdout,
 )
 from replayrec.evaluation._report import markdown_table, write_report
 
@@ -39,5 +40,6 @@ __all__ = [
     "per_user_metrics",
     "target_ranks",
     "temporal_cutoff",
+    "temporal_holdout",
     "write_report",
 ]

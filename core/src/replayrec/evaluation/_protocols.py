@@ -25,7 +25,7 @@ from replayrec.data import Dataset, Interactions
 from replayrec.errors import ConfigError
 from replayrec.features import FeatureSpec
 
-__all__ = ["PROTOCOLS", "EvalSet", "ProtocolSplit", "build_split", "temporal_cutoff"]
+__all__ = ["PROTOCOLS", "EvalSet", "ProtocolSplit", "build_split", "temporal_cutoff", "temporal_holdout"]
 
 I64 = npt.NDArray[np.int64]
 Protocol = Literal["loo", "given", "temporal"]
@@ -194,6 +194,14 @@ def _temporal(
         raise ConfigError(f"temporal cutoff {t} leaves no training or no hold-out events")
     fit, held = data.subset(before), data.subset(~before)
     return fit, _holdout_set(fit, held, np.full(data.n_users, t, dtype=np.int64), mask), t
+
+
+def temporal_holdout(
+    data: Interactions, holdout: float = 0.1, cutoff: int | None = None, mask: bool = True
+) -> tuple[Interactions, EvalSet, int]:
+    """The ``temporal`` protocol on ``data``: the events before the cut ``T``, the requests at ``T`` (each
+    user's history before it, the items first seen in the window after it as targets) and ``T``."""
+    return _temporal(data, holdout, cutoff, mask)
 
 
 def build_split(

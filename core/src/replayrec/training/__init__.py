@@ -6,7 +6,7 @@ from replayrec.training._contract import TrainData, TrainingJob
 from replayrec.training._legacy import convert_legacy_weights
 from replayrec.training._ray import run_training_ray
 from replayrec.training._runner import TrainOptions, run_training
-from replayrec.training._validation import holdout_validation, validation_set
+from replayrec.training._validation import holdout_validation, temporal_validation, validation_set
 
 __all__ = [
     "TrainData",
@@ -16,5 +16,6 @@ __all__ = [
     "holdout_validation",
     "run_training",
     "run_training_ray",
+    "temporal_validation",
     "validation_set",
 ]
