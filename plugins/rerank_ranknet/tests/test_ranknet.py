@@ -13,7 +13,7 @@ from replayrec.errors import StageInputError
 from replayrec.evaluation import build_requests
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request, StageContext
-from replayrec.testing import RerankContract
+from replayrec.testing import RerankContract, quick_fit
 from replayrec_rerank_ranknet.config import RankNetConfig
 from replayrec_rerank_ranknet.features import FEATURES, list_features, unit_vectors
 from replayrec_rerank_ranknet.model import RankNet, pairwise_loss
@@ -200,3 +200,67 @@ def test_a_multi_channel_recall_trains_with_its_channel_features(tmp_path: Path)
     other = RankNetConfig(**{**served, "channels": [*served["channels"], "recall:lightgcn#2"]})
     with pytest.raises(ConfigError, match=r"names 16 \(3 recall channels\)"):
         RankNetRerank(other, artifact)
+
+
+def test_dropped_features_are_zero_and_unknown_names_are_refused() -> None:
+    from replayrec.errors import ConfigError
+    from replayrec_rerank_ranknet.config import RankNetTrainConfig
+    from replayrec_rerank_ranknet.features import feature_columns
+
+    ev = Interactions(np.array([0, 1]), np.array([0, 1]), np.array([1, 2]) * DAY, n_users=2, n_items=3)
+    clock = ItemTimeline.from_interactions(ev)
+    vecs = unit_vectors(np.eye(3))
+    req = Request.create(0, 10 * DAY, [1], [2 * DAY])
+    cands = [Candidate(0, 2.0, {"recall": 5.0, "din": 2.0}), Candidate(2, 1.0, {"recall": 1.0, "din": 1.0})]
+    cols = feature_columns(["pop_all", "pop_recent", "rank_score"])
+    assert cols == [FEATURES.index("rank_score"), FEATURES.index("pop_all"), FEATURES.index("pop_recent")]
+    full = list_features(req, cands, clock, vecs, "din")
+    dropped = list_features(req, cands, clock, vecs, "din", drop=cols)
+    assert full[:, cols].any()
+    assert not dropped[:, cols].any()
+    others = [i for i in range(len(FEATURES)) if i not in cols]
+    np.testing.assert_array_equal(dropped[:, others], full[:, others])
+    with pytest.raises(ConfigError, match=r"unknown feature.*popularity"):
+        feature_columns(["popularity"])
+    with pytest.raises(ValueError, match="unknown feature"):
+        RankNetTrainConfig(drop_features=["recency"])
+    assert RankNetTrainConfig(drop_features=["age", "score:recall:itemcf#1"]).drop_features[0] == "age"
+
+
+def test_shuffle_permutes_a_group_together_and_is_seeded() -> None:
+    from replayrec_rerank_ranknet.features import shuffle_columns
+
+    x = np.arange(40, dtype=np.float32).reshape(8, 5)
+    a = shuffle_columns(x, [1, 3], [0, 7, 100])
+    np.testing.assert_array_equal(a, shuffle_columns(x, [1, 3], [0, 7, 100]))
+    assert not np.array_equal(a[:, 1], x[:, 1])
+    np.testing.assert_array_equal(a[:, [0, 2, 4]], x[:, [0, 2, 4]], err_msg="the other columns stay")
+    # the group moves as one: each row's (col 1, col 3) pair is some original row's pair
+    pairs = {tuple(r) for r in x[:, [1, 3]].tolist()}
+    assert {tuple(r) for r in a[:, [1, 3]].tolist()} == pairs
+    assert not np.array_equal(a, shuffle_columns(x, [1, 3], [1, 7, 100])), "another seed, another order"
+
+
+def test_a_model_trained_without_a_group_ignores_it_and_says_so(trained_job, tmp_path: Path) -> None:
+    from replayrec_rerank_ranknet.train import build
+
+    world, data, job = trained_job
+    group = ["pop_all", "pop_recent", "age", "last_seen"]
+    config = {**job.config.model_dump(), "drop_features": group, "epochs": 2}
+    lean = quick_fit(build(config, data), 2)
+    assert lean.serving.drop == group
+    serving = dict(lean.export(tmp_path))
+    assert serving["drop"] == group, "the serving config saved with the model holds the dropped features"
+    stage = lean.stage()
+    req = next(r for r in world.requests if r.history.size)
+    cands = world.candidates(req)[:15]
+    f = stage.features(req, cands)
+    assert not f[:, [FEATURES.index(n) for n in group]].any()
+    # shuffling the dropped group changes nothing; shuffling a used one changes the features
+    same = RankNetRerank(stage.cfg.model_copy(update={"shuffle": group}), stage.context)
+    np.testing.assert_array_equal(same.features(req, cands), f)
+    used = ["rank_score", "recall", "position"]
+    moved = RankNetRerank(stage.cfg.model_copy(update={"shuffle": used}), stage.context)
+    g = moved.features(req, cands)
+    assert not np.array_equal(g, f)
+    assert sorted(g[:, 2].tolist()) == sorted(f[:, 2].tolist()), "the same values, among other candidates"

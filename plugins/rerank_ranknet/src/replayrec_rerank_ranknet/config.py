@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from replayrec.stages import StageConfig
+from replayrec_rerank_ranknet.features import FEATURES
 
 __all__ = ["RankNetConfig", "RankNetTrainConfig"]
 
@@ -23,6 +24,17 @@ class RankNetConfig(StageConfig):
         "recall merges several channels, each one's score min-max scaled within the list (0 where it did "
         "not propose the item) and whether it proposed it",
     )
+    drop: list[str] = Field(
+        default_factory=list,
+        description="features held at zero (the model was trained without them; set by training's "
+        "drop_features)",
+    )
+    shuffle: list[str] = Field(
+        default_factory=list,
+        description="attribution only: features permuted together among each list's candidates before "
+        "scoring (seeded by shuffle_seed, the user and the request time)",
+    )
+    shuffle_seed: int = Field(default=0, ge=0, description="seed of the shuffle")
 
 
 class RankNetTrainConfig(BaseModel):
@@ -37,6 +49,20 @@ class RankNetTrainConfig(BaseModel):
     channel_features: bool = Field(
         default=True, description="each recall channel's score as a feature (a multi-channel recall only)"
     )
+    drop_features: list[str] = Field(
+        default_factory=list,
+        description="train without these features (held at zero; names from features.FEATURES), for "
+        "attribution",
+    )
+
+    @field_validator("drop_features")
+    @classmethod
+    def _known_features(cls, v: list[str]) -> list[str]:
+        unknown = [n for n in v if n not in FEATURES and not n.startswith(("score:", "proposed:"))]
+        if unknown:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; known: {', '.join(FEATURES)}")
+        return v
+
     holdout: float = Field(default=0.2, gt=0, lt=1, description="share of the lists kept for early stopping")
     hidden: list[int] = Field(default_factory=lambda: [32, 16])
     lr: float = Field(default=3e-3, gt=0)

@@ -16,6 +16,10 @@ For a ranked list (the rank stage's order) each candidate gets:
 ==============  ==========================================================================================
 
 Only events strictly before the request time count, so features of a past request never see its future.
+
+For attribution (``replayrec report ablation``) a model can be trained with some features held at zero
+(``drop``: it learns without them) and scored with some columns permuted among the list's candidates
+(``shuffle``: what the trained model loses when those features stop carrying information).
 """
 
 from __future__ import annotations
@@ -25,10 +29,19 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from replayrec.errors import ConfigError
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request
 
-__all__ = ["FEATURES", "channel_feature_names", "list_features", "n_features", "unit_vectors"]
+__all__ = [
+    "FEATURES",
+    "channel_feature_names",
+    "feature_columns",
+    "list_features",
+    "n_features",
+    "shuffle_columns",
+    "unit_vectors",
+]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -62,6 +75,28 @@ def n_features(channels: Sequence[str] = ()) -> int:
     return len(FEATURES) + 2 * len(channels)
 
 
+def feature_columns(names: Sequence[str], channels: Sequence[str] = ()) -> list[int]:
+    """The columns of the named features (:data:`FEATURES` or :func:`channel_feature_names`); an unknown
+    name is a :class:`~replayrec.errors.ConfigError` that lists the known ones."""
+    known = [*FEATURES, *channel_feature_names(channels)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"ranknet: unknown feature(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return sorted({known.index(n) for n in names})
+
+
+def shuffle_columns(features: F32, columns: Sequence[int], seed: int | Sequence[int]) -> F32:
+    """``features`` with the rows of ``columns`` permuted together among the list's candidates (seeded):
+    each candidate keeps its other features and gets another one's values of these."""
+    if not columns or features.shape[0] < 2:
+        return features
+    out = features.copy()
+    perm = np.random.default_rng(seed).permutation(features.shape[0])
+    cols = np.asarray(columns, dtype=np.int64)
+    out[:, cols] = features[perm][:, cols]
+    return out
+
+
 def _channel_columns(ranked: Sequence[Candidate], channels: Sequence[str], out: F32) -> None:
     """Each channel's score min-max scaled over the items it proposed in this list (1 when it proposed
     one, or all tie), 0 elsewhere; and 1 / 0 for whether it proposed the item."""
@@ -86,9 +121,11 @@ def list_features(
     window_days: float = 30.0,
     recent_items: int = 5,
     channels: Sequence[str] = (),
+    drop: Sequence[int] = (),
 ) -> F32:
     """Features (len(ranked), n_features(channels)) of a list in its incoming order; ``vectors`` are unit
-    item vectors (n_items, d); ``channels`` the recall channels whose scores are features."""
+    item vectors (n_items, d); ``channels`` the recall channels whose scores are features; the columns
+    ``drop`` (:func:`feature_columns`) are held at zero."""
     n = len(ranked)
     out = np.zeros((n, n_features(channels)), dtype=np.float32)
     if n == 0:
@@ -116,6 +153,8 @@ def list_features(
     pair = cand @ cand.T
     above = np.where(np.tri(n, k=-1, dtype=bool), pair, -1.0)  # candidates placed above each one
     out[1:, 9] = above[1:].max(axis=1)
+    if drop:
+        out[:, np.asarray(drop, dtype=np.int64)] = 0.0
     return out
 
 

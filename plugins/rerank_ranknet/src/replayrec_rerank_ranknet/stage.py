@@ -13,7 +13,7 @@ from replayrec.errors import ConfigError
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request, Rerank, StageConfig, StageContext
 from replayrec_rerank_ranknet.config import RankNetConfig
-from replayrec_rerank_ranknet.features import list_features, n_features
+from replayrec_rerank_ranknet.features import feature_columns, list_features, n_features, shuffle_columns
 
 __all__ = ["RankNetRerank", "RankNetWeights"]
 
@@ -71,6 +71,8 @@ class RankNetRerank(Rerank):
             raise ConfigError(
                 f"ranknet: the model has {self.w.vectors.shape[0]} items, the catalogue {context.n_items}"
             )
+        self._drop = feature_columns(self.cfg.drop, self.cfg.channels)
+        self._shuffle = feature_columns(self.cfg.shuffle, self.cfg.channels)
         clock = context.extras.get("clock")
         if clock is None:
             clock = ItemTimeline.from_interactions(
@@ -79,7 +81,7 @@ class RankNetRerank(Rerank):
         self.clock: ItemTimeline = clock
 
     def features(self, request: Request, scored: Sequence[Candidate]) -> F32:
-        return list_features(
+        out = list_features(
             request,
             scored,
             self.clock,
@@ -88,7 +90,12 @@ class RankNetRerank(Rerank):
             self.cfg.window_days,
             self.cfg.recent_items,
             self.cfg.channels,
+            self._drop,
         )
+        if self._shuffle:
+            seed = [self.cfg.shuffle_seed, request.user, max(int(request.timestamp), 0)]
+            out = shuffle_columns(out, self._shuffle, seed)
+        return out
 
     def rerank(self, request: Request, scored: Sequence[Candidate], k: int) -> list[Candidate]:
         self.check_request(request)

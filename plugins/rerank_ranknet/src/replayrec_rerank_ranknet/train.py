@@ -27,7 +27,7 @@ from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Rank, Recall, Request, StageContext
 from replayrec.training import TrainData
 from replayrec_rerank_ranknet.config import RankNetConfig, RankNetTrainConfig
-from replayrec_rerank_ranknet.features import list_features, n_features, unit_vectors
+from replayrec_rerank_ranknet.features import feature_columns, list_features, n_features, unit_vectors
 from replayrec_rerank_ranknet.model import RankNet
 from replayrec_rerank_ranknet.module import RankNetModule
 from replayrec_rerank_ranknet.stage import RankNetRerank, RankNetWeights
@@ -61,7 +61,9 @@ class RankNetJob:
             window_days=config.window_days,
             recent_items=config.recent_items,
             channels=channels,
+            drop=list(config.drop_features),
         )
+        self._drop = feature_columns(self.serving.drop, channels)
         rng = np.random.default_rng(config.seed)
         ev = data.valid
         held = rng.random(len(ev)) < config.holdout
@@ -106,6 +108,7 @@ class RankNetJob:
             c.window_days,
             c.recent_items,
             c.channels,
+            self._drop,
         )
 
     def _training_tensors(self) -> TensorDataset:
