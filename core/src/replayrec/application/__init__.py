@@ -2,6 +2,14 @@
 functions with typed inputs and results. The CLI, the promotion pipeline and, later, the service, the
 streaming job and the Argo steps call these; none of them holds such logic itself."""
 
+from replayrec.application._ablation import (
+    ABLATION_COLUMNS,
+    DEFAULT_ABLATION,
+    AblationReport,
+    AblationRequest,
+    AblationSpec,
+    ablation_report,
+)
 from replayrec.application._baselines import BASELINE_COLUMNS, BaselineTable, baselines_report
 from replayrec.application._bench import (
     bench_cascade,
@@ -34,11 +42,13 @@ from replayrec.application._datasets import (
     prepare_dataset,
 )
 from replayrec.application._evaluate import (
+    REQUEST_TIMES,
     EvalOptions,
     EvaluateOutcome,
     evaluate_cascade,
     evaluate_input_order,
     evaluate_plugin,
+    requests_after_history,
     run_evaluate,
 )
 from replayrec.application._profile import (
@@ -52,7 +62,13 @@ from replayrec.application._profile import (
 )
 from replayrec.application._published import PUBLISHED
 from replayrec.application._recommend import Recommendations, recommend_for_user
-from replayrec.application._stages import STAGE_COLUMNS, StagesReport, StagesRequest, stages_report
+from replayrec.application._stages import (
+    SLICE_NOTE,
+    STAGE_COLUMNS,
+    StagesReport,
+    StagesRequest,
+    stages_report,
+)
 from replayrec.application._stream import (
     StreamRequest,
     bench_stream,
@@ -76,13 +92,20 @@ from replayrec.application._train import (
 )
 
 __all__ = [
+    "ABLATION_COLUMNS",
     "AB_METRICS",
     "BASELINE_COLUMNS",
+    "DEFAULT_ABLATION",
     "PUBLISHED",
+    "REQUEST_TIMES",
     "SERVING_PACKAGES",
+    "SLICE_NOTE",
     "STAGE_COLUMNS",
     "TRAINING_ONLY",
     "ABReport",
+    "AblationReport",
+    "AblationRequest",
+    "AblationSpec",
     "BaselineTable",
     "EvalOptions",
     "EvaluateOutcome",
@@ -94,6 +117,7 @@ __all__ = [
     "StreamRequest",
     "TrainRequest",
     "TrainResult",
+    "ablation_report",
     "baselines_report",
     "bench_bus",
     "bench_cascade",
@@ -131,6 +155,7 @@ __all__ = [
     "replay_start_detached",
     "replay_status",
     "replay_stop",
+    "requests_after_history",
     "run_evaluate",
     "run_replay",
     "run_stream",

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from replayrec.application._datasets import open_dataset
 from replayrec.artifacts import artifact_stage_config
 from replayrec.cascade import Cascade, CascadeConfig, input_cascade, load_cascade, trained_cascade
@@ -32,11 +34,13 @@ from replayrec.registry import StageResolver, resolve_model
 from replayrec.stages import Candidate, Recall, Request, StageContext
 
 __all__ = [
+    "REQUEST_TIMES",
     "EvalOptions",
     "EvaluateOutcome",
     "evaluate_cascade",
     "evaluate_input_order",
     "evaluate_plugin",
+    "requests_after_history",
     "run_evaluate",
 ]
 
@@ -56,6 +60,26 @@ class EvalOptions:
     n_boot: int = 1000
     holdout: float = 0.1
     progress: bool = False
+    #: when each request is made: ``protocol`` (its own: the target's time under ``loo``, ``T`` under
+    #: ``temporal``) or ``after_history`` (24 h after the user's newest history event: a probe of how much
+    #: a model's time features rely on knowing the request's moment)
+    request_time: str = "protocol"
+
+
+REQUEST_TIMES = ("protocol", "after_history")
+_DAY_S = 86_400
+
+
+def requests_after_history(ev: EvalSet) -> EvalSet:
+    """``ev`` with every request made 24 h after its newest history event (rows without history keep their
+    time)."""
+    lengths = np.diff(ev.hist_ptr)
+    times = ev.times.copy()
+    has = np.flatnonzero(lengths > 0)
+    if has.size:
+        newest = np.maximum.reduceat(ev.hist_times, ev.hist_ptr[has]) if ev.hist_times.size else times[has]
+        times[has] = newest + _DAY_S
+    return replace(ev, times=times)
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,10 @@ def _protocol(ds: Dataset, opts: EvalOptions) -> str:
 
 
 def _prepare(settings: Settings, ds: Dataset, opts: EvalOptions) -> _Prepared:
+    if opts.request_time not in REQUEST_TIMES:
+        raise ConfigError(
+            f"unknown request time {opts.request_time!r}; expected one of {', '.join(REQUEST_TIMES)}"
+        )
     protocol = _protocol(ds, opts)
     split = build_split(
         ds, protocol, history_len=opts.history_len, mask_history=opts.mask, holdout=opts.holdout
@@ -80,6 +108,8 @@ def _prepare(settings: Settings, ds: Dataset, opts: EvalOptions) -> _Prepared:
     ev = split.test if opts.split == "test" else split.valid
     if ev is None:
         raise ConfigError(f"protocol {protocol} has no {opts.split} split")
+    if opts.request_time == "after_history":
+        ev = requests_after_history(ev)
     ctx = StageContext(catalog=ds.catalog, train=split.fit, seed=settings.seed)
     return _Prepared(protocol, split, ev, ctx, StageResolver(settings, ds.name, ctx, protocol=protocol))
 
@@ -125,6 +155,7 @@ def _run(
         **meta,
         "history_len": p.split.history_len,
         "mask_history": opts.mask,
+        "request_time": opts.request_time,
         "fit_seconds": round(fit_s, 3),
     }
     return res

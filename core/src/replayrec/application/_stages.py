@@ -18,11 +18,22 @@ from replayrec.cascade import CascadeConfig, trained_cascade
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError
-from replayrec.evaluation import EvalResult, markdown_table, paired_lift, write_report
+from replayrec.evaluation import (
+    COLD_MAX,
+    HEAVY_MIN,
+    POPULAR_SHARE,
+    EvalResult,
+    build_split,
+    markdown_table,
+    paired_lift,
+    slice_metrics,
+    slice_rows,
+    write_report,
+)
 from replayrec.plugins import kind_of
 from replayrec.registry import resolve_model
 
-__all__ = ["STAGE_COLUMNS", "StagesReport", "StagesRequest", "stages_report"]
+__all__ = ["SLICE_NOTE", "STAGE_COLUMNS", "StagesReport", "StagesRequest", "stages_report"]
 
 log = logging.getLogger("replayrec.application")
 
@@ -60,6 +71,43 @@ class StagesReport:
     markdown: str
     lifts: list[tuple[str, dict[str, list[float]]]] = field(default_factory=list)
     report: dict[str, Path] = field(default_factory=dict)
+    #: NDCG@10 per population slice (rows: slices, columns: stages), Markdown
+    slices_markdown: str = ""
+
+
+SLICE_NOTE = (
+    f"cold users: at most {COLD_MAX} history events; heavy: at least {HEAVY_MIN}; popular items: the top "
+    f"{POPULAR_SHARE:.0%} of items by training events, the rest long tail (a request is sliced by its first "
+    "target); groups: the catalogue's item groups with 50+ requests"
+)
+
+
+def _slices(
+    ds: Dataset,
+    protocol: str,
+    results: dict[str, EvalResult],
+    rows: dict[str, dict[str, Any]],
+    n_boot: int,
+    seed: int,
+) -> str:
+    """Every row's NDCG@10 / HR@10 per population slice (``rows[key]["slices"]``); the Markdown summary."""
+    split = build_split(ds, protocol)
+    slices = slice_rows(split.test, split.fit, ds.catalog.groups)
+    for key, res in results.items():
+        if res.n_users != len(split.test):  # not evaluated on this split's requests: nothing to slice
+            continue
+        rows[key]["slices"] = slice_metrics(res, slices, n_boot=n_boot, seed=seed)
+    keys = [k for k in results if "slices" in rows[k]]
+    shown = [s for s in slices if not s.startswith("group:")]
+    lines = [
+        "| slice | users | " + " | ".join(rows[k]["label"] for k in keys) + " |",
+        "|---|---:|" + "---:|" * len(keys),
+    ]
+    for s in shown:
+        cells = [rows[k]["slices"][s]["ndcg@10"] for k in keys]
+        n = rows[keys[0]]["slices"][s]["n_users"] if keys else 0
+        lines.append(f"| {s} | {n:,} | " + " | ".join("–" if c is None else f"{c:.4f}" for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def _model(settings: Settings, ds: Dataset, plugin: str, req: StagesRequest, config: dict[str, Any]) -> Path:
@@ -287,11 +335,20 @@ def stages_report(settings: Settings, req: StagesRequest) -> StagesReport:
     lows = {m: [rows[final][f"lift_over_{b}"][m][1] for b in ("popularity", "itemcf")] for m in _LIFT_METRICS}
     rows[final]["beats_baselines"] = {m: all(lo > 0 for lo in lo_s) for m, lo_s in lows.items()}
     labels = {k: v[0] for k, v in runs.items()}
+    protocol = str(rows["recall"]["protocol"])
+    slices_md = _slices(ds, protocol, results, rows, req.n_boot, settings.seed)
     table = _table(rows, labels, ds.name)
     paths = write_report(
         table, settings.reports_dir, f"stages-{ds.name}", STAGE_COLUMNS, title=f"stages {ds.name}"
     )
-    protocol = str(rows["recall"]["protocol"])
     return StagesReport(
-        ds.name, protocol, depth, rows, labels, markdown_table(table, STAGE_COLUMNS), printed, paths
+        ds.name,
+        protocol,
+        depth,
+        rows,
+        labels,
+        markdown_table(table, STAGE_COLUMNS),
+        printed,
+        paths,
+        slices_md,
     )

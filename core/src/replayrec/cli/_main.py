@@ -17,7 +17,7 @@ from replayrec.cli._data import data
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._pipeline import pipeline, promote_cmd, registry, rollback_cmd
 from replayrec.cli._plugins import plugins
-from replayrec.cli._stages import stages_cmd
+from replayrec.cli._stages import ablation_cmd, stages_cmd
 from replayrec.cli._stream import bench_stream_cmd, stream
 from replayrec.cli._train import bench_train_cmd, train_cmd
 from replayrec.config import Settings
@@ -85,6 +85,7 @@ cli.add_command(bench)
 cli.add_command(train_cmd)
 bench.add_command(bench_train_cmd)
 report.add_command(stages_cmd)
+report.add_command(ablation_cmd)
 cli.add_command(pipeline)
 cli.add_command(registry)
 cli.add_command(promote_cmd)

@@ -20,10 +20,14 @@ from replayrec.evaluation._protocols import (
     temporal_holdout,
 )
 from replayrec.evaluation._report import markdown_table, write_report
+from replayrec.evaluation._slices import COLD_MAX, HEAVY_MIN, POPULAR_SHARE, slice_metrics, slice_rows
 
 __all__ = [
+    "COLD_MAX",
     "DEFAULT_HISTORY",
     "DEFAULT_KS",
+    "HEAVY_MIN",
+    "POPULAR_SHARE",
     "PROTOCOLS",
     "EvalResult",
     "EvalSet",
@@ -38,6 +42,8 @@ __all__ = [
     "paired_lift",
     "paired_ratio",
     "per_user_metrics",
+    "slice_metrics",
+    "slice_rows",
     "target_ranks",
     "temporal_cutoff",
     "temporal_holdout",
