@@ -150,3 +150,15 @@ def test_item_embeddings_warm_start_from_the_recall_vectors(trained_job) -> None
         with torch.no_grad():
             job.model.encoder.item.weight.copy_(saved)
     np.testing.assert_allclose(emb[1:], fit_width(low_rank.astype(np.float32), emb.shape[1]), rtol=1e-5)
+
+
+def test_din_trains_behind_cores_three_channel_recall_by_default() -> None:
+    from replayrec.cascade import ranker_recall
+    from replayrec_rank_din.config import DINTrainConfig
+
+    default = DINTrainConfig().recall
+    assert default == ranker_recall()
+    assert [c["type"] for c in default["channels"]] == ["lightgcn", "itemcf", "popularity"]
+    assert sum(c["quota"] for c in default["channels"]) == DINTrainConfig().recall_k
+    default["channels"].clear()
+    assert DINTrainConfig().recall["channels"], "each default is a fresh copy"

@@ -264,3 +264,10 @@ def test_a_model_trained_without_a_group_ignores_it_and_says_so(trained_job, tmp
     g = moved.features(req, cands)
     assert not np.array_equal(g, f)
     assert sorted(g[:, 2].tolist()) == sorted(f[:, 2].tolist()), "the same values, among other candidates"
+
+
+def test_ranknet_trains_behind_cores_three_channel_recall_by_default() -> None:
+    from replayrec.cascade import ranker_recall
+    from replayrec_rerank_ranknet.config import RankNetTrainConfig
+
+    assert RankNetTrainConfig().recall == ranker_recall(), "the same recall as DIN's default"

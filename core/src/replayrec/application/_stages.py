@@ -14,7 +14,7 @@ from replayrec.application._evaluate import EvalOptions, evaluate_cascade, evalu
 from replayrec.application._published import PUBLISHED
 from replayrec.application._train import TrainRequest, read_training_profile, train_model
 from replayrec.artifacts import artifacts_dir, check_protocol, read_upstream
-from replayrec.cascade import CascadeConfig, trained_cascade
+from replayrec.cascade import CascadeConfig, ranker_recall, trained_cascade
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError
@@ -45,7 +45,7 @@ _LIFT_METRICS = ("ndcg@10", "hr@10")
 class StagesRequest:
     dataset: str | None = None
     #: the recall the ranker is trained behind: a plugin name, or ``None`` for the training profile's own
-    #: (``din: {recall: …}``, one stage or several channels), else ``lightgcn``
+    #: (``din: {recall: …}``, one stage or several channels), else the rankers' default three channels
     recall: str | None = None
     rank: str = "din"
     rank_model: str | None = None
@@ -230,7 +230,7 @@ def _recall_spec(req: StagesRequest, profile: dict[str, Any]) -> dict[str, Any]:
         return {"type": req.recall, "model": f"{req.recall}@latest"}
     given = profile.get(req.rank, {}).get("recall")
     if given is None:
-        return {"type": "lightgcn", "model": "lightgcn@latest"}
+        return ranker_recall()
     if not isinstance(given, dict):
         raise ConfigError(f"the training profile's {req.rank}.recall must be a mapping, got {given!r}")
     return dict(given)

@@ -10,7 +10,7 @@ from replayrec.cascade._config import (
     load_cascade,
     read_cascade_layout,
 )
-from replayrec.cascade._trained import input_cascade, recall_layout, trained_cascade
+from replayrec.cascade._trained import input_cascade, ranker_recall, recall_layout, trained_cascade
 
 __all__ = [
     "Cascade",
@@ -24,6 +24,7 @@ __all__ = [
     "input_cascade",
     "load_cascade",
     "merge_channels",
+    "ranker_recall",
     "read_cascade_layout",
     "recall_layout",
     "trained_cascade",

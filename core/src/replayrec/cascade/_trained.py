@@ -8,7 +8,22 @@ from typing import Any
 from replayrec.artifacts import read_upstream
 from replayrec.cascade._config import CascadeConfig
 
-__all__ = ["input_cascade", "recall_layout", "trained_cascade"]
+__all__ = ["input_cascade", "ranker_recall", "recall_layout", "trained_cascade"]
+
+
+def ranker_recall() -> dict[str, Any]:
+    """The recall a rank / rerank model is trained behind by default: three channels merged by quota —
+    LightGCN's best 120, item-to-item CF's 60, recent popularity's 20 (the one configuration measured on every
+    catalogue, ``docs/quality.md``; the serving cascade's recall has the same channels at ``@prod``). A fresh
+    copy each call."""
+    return {
+        "merge": "quota",
+        "channels": [
+            {"type": "lightgcn", "model": "lightgcn@latest", "quota": 120},
+            {"type": "itemcf", "quota": 60},
+            {"type": "popularity", "mode": "recent", "quota": 20},
+        ],
+    }
 
 
 def recall_layout(spec: dict[str, Any], depth: int) -> dict[str, Any]:

@@ -36,7 +36,7 @@ __all__ = ["ablation_cmd", "stages_cmd"]
     "--recall",
     "recall",
     help="trained recall plugin the ranker is trained behind; default: the training profile's "
-    "`<rank>: {recall: …}` (one stage or several channels), else lightgcn",
+    "`<rank>: {recall: …}` (one stage or several channels), else the rankers' default three channels",
 )
 @click.option("--rank", "rank", default="din", show_default=True, help="trained rank plugin")
 @click.option("--rank-model", help="rank model (artifact or PLUGIN@alias); default: RANK@latest")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from replayrec.cascade import ranker_recall
 from replayrec.features import FeatureSpec
 from replayrec.stages import StageConfig
 
@@ -34,8 +35,9 @@ class DINConfig(StageConfig):
 class DINTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # where the candidates come from: a recall stage spec, e.g. {type: lightgcn, model: lightgcn@latest}
-    recall: dict[str, Any] = Field(default_factory=lambda: {"type": "lightgcn", "model": "lightgcn@latest"})
+    # where the candidates come from: a recall stage spec ({type: lightgcn, model: lightgcn@latest}) or
+    # several channels ({merge, channels: [...]}); default: core's three channels (cascade.ranker_recall)
+    recall: dict[str, Any] = Field(default_factory=ranker_recall)
     recall_k: int = Field(default=200, gt=0, description="candidates per moment (the cascade's recall depth)")
     hard_negatives: int = Field(default=24, ge=0, description="negatives drawn from the recall candidates")
     random_negatives: int = Field(default=8, ge=0, description="negatives drawn uniformly from the catalogue")

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from replayrec.cascade import ranker_recall
 from replayrec.stages import StageConfig
 from replayrec_rerank_ranknet.features import FEATURES
 
@@ -40,7 +41,8 @@ class RankNetConfig(StageConfig):
 class RankNetTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    recall: dict[str, Any] = Field(default_factory=lambda: {"type": "lightgcn", "model": "lightgcn@latest"})
+    #: the recall behind the rank stage (core's three channels by default, as DIN's)
+    recall: dict[str, Any] = Field(default_factory=ranker_recall)
     rank: dict[str, Any] = Field(default_factory=lambda: {"type": "din", "model": "din@latest"})
     recall_k: int = Field(default=200, gt=0)
     rank_k: int = Field(default=50, gt=0, description="the ranked list RankNet reorders")
