@@ -134,12 +134,23 @@ def _variant_model(
     group: list[str],
     profile: dict[str, Any],
 ) -> Path:
-    """The reranker retrained without ``group``, on exactly the full model's upstream stages: the newest
-    such variant under ``<state>/ablation``, else one trained now."""
+    """The reranker retrained without ``group``, on exactly the full model's upstream stages and with its
+    training config otherwise: the newest such variant under ``<state>/ablation``, else one trained now."""
     protocol = req.protocol or DATASETS[ds.name].protocol
     own = _ablation_settings(settings)
     rank_up = read_upstream(full, "rerank")
     rank = rank_up["rank"]
+    # all else equal: the full model's own training config (the profile's when it recorded none)
+    trained = artifact_meta(full).get("train_config") or profile.get(spec.rerank, {})
+    config = {**trained, "recall": rank_up["recall"], "rank": rank, spec.train_key: group}
+
+    def same_config(other: dict[str, Any]) -> bool:
+        """``other`` trained like ``config`` (the upstream stages are compared apart, resolved)."""
+        skip = ("recall", "rank")
+        return {k: v for k, v in other.items() if k not in skip} == {
+            k: v for k, v in config.items() if k not in skip
+        }
+
     root = artifacts_dir(own, spec.rerank, ds.name)
     for cand in sorted(root.glob("*/meta.json"), reverse=True) if root.is_dir() else []:
         try:
@@ -148,15 +159,12 @@ def _variant_model(
         except ConfigError as exc:
             log.info(f"skipping {cand.parent}: {exc}")
             continue
-        if why is None and artifact_meta(cand.parent).get("train_config", {}).get(spec.train_key) == group:
+        if why is None and same_config(artifact_meta(cand.parent).get("train_config", {})):
             return cand.parent.resolve()
     if not req.train_missing:
         raise ConfigError(
             f"no {spec.rerank} model without {', '.join(group)} over {full}; train it (--train-missing)"
         )
-    # all else equal: the full model's own training config (the profile's when it recorded none)
-    trained = artifact_meta(full).get("train_config") or profile.get(spec.rerank, {})
-    config = {**trained, "recall": rank_up["recall"], "rank": rank, spec.train_key: group}
     log.info(f"training {spec.rerank} without {', '.join(group)}")
     own.state_dir.mkdir(parents=True, exist_ok=True)
     request = TrainRequest(
