@@ -298,9 +298,14 @@ def test_broker_outage_mid_replay(books, tmp_path: Path, real_settings: Settings
         broker.stop()
         _wait(lambda: ctl.status == "broker-unavailable", 15, "the outage to be reported")
         assert ctl.outages == 1
-        stored = RedisStateStore(s.redis_url, s.bus_namespace).read()
-        assert stored is not None
-        assert stored.status == "broker-unavailable"
+        store = RedisStateStore(s.redis_url, s.bus_namespace)
+
+        def stored_status() -> str | None:
+            stored = store.read()
+            return stored.status if stored is not None else None
+
+        # the shared state follows the controller's own (written a moment later: wait, bounded)
+        _wait(lambda: stored_status() == "broker-unavailable", 15, "the outage to reach Redis")
         time.sleep(1.0)
         broker = start_broker(s)
         thread.join(timeout=90)
