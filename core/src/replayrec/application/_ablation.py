@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from replayrec.application._datasets import open_dataset
 from replayrec.application._evaluate import EvalOptions, _prepare, _run
-from replayrec.application._stages import StagesRequest, _mismatch, _rank_model, _rerank_model
-from replayrec.application._train import TrainRequest, read_training_profile, train_model
+from replayrec.application._stages import StagesRequest, _lift, _mismatch, _rank_model, _rerank_model
+from replayrec.application._train import TrainRequest, _yaml_mapping, read_training_profile, train_model
 from replayrec.artifacts import artifact_meta, artifacts_dir, check_protocol, read_upstream
 from replayrec.cascade import Cascade, build_from_spec, trained_cascade
 from replayrec.config import Settings
 from replayrec.data import DATASETS, Dataset
 from replayrec.errors import ConfigError
-from replayrec.evaluation import EvalResult, ListFn, build_requests, markdown_table, paired_lift, write_report
+from replayrec.evaluation import EvalResult, ListFn, build_requests, markdown_table, write_report
 from replayrec.stages import Candidate, Request, Rerank
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
 log = logging.getLogger("replayrec.application")
 
 ABLATION_COLUMNS = ("ndcg@10", "hr@10", "ndcg@20", "mrr")
-_LIFT = ("ndcg@10", "hr@10")
 #: the packaged default: RankNet's three feature groups and the request-day probe
 DEFAULT_ABLATION = Path(__file__).with_name("ablation.yaml")
 
@@ -57,14 +55,7 @@ class AblationSpec:
 
     @classmethod
     def read(cls, path: Path) -> AblationSpec:
-        if not path.is_file():
-            raise ConfigError(f"ablation spec {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"ablation spec {path} is not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"ablation spec {path} must be a mapping")
+        raw = _yaml_mapping(path, "ablation spec")
         missing = [k for k in ("rerank", "train_key", "serve_key", "groups") if k not in raw]
         if missing:
             raise ConfigError(f"ablation spec {path} lacks {', '.join(missing)}")
@@ -177,13 +168,6 @@ def _variant_model(
         tracking_uri=f"sqlite:///{(own.state_dir / 'mlflow.db').resolve()}",
     )
     return train_model(own, request, ds).artifact
-
-
-def _lift(base: EvalResult, other: EvalResult, n_boot: int, seed: int) -> dict[str, list[float]]:
-    return {
-        m: [round(x, 4) for x in paired_lift(base.per_user[m], other.per_user[m], n_boot, seed=seed)]
-        for m in _LIFT
-    }
 
 
 def _row(res: EvalResult, label: str, full: EvalResult | None, n_boot: int, seed: int) -> dict[str, Any]:
