@@ -6,11 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the development install: core and every plugin with their training extras (the serving profile is the
 # packages without extras: `replayrec bench serving-profile`, tests/test_serving_profile.py)
-PACKAGES := core[train,postgres,testing,broker,stream] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml))) \
+PACKAGES := core[train,postgres,testing,broker,stream,infra] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml))) \
 	serving[testing]
 PYTEST_ARGS ?=
+# the infrastructure tools, each in its own environment: the schema-only OpenStack provider stub (the PyPI `tf`
+# framework needs protobuf < 6) and checkov (it brings its own hcl2)
+INFRA_VENV := .venv-infra
+CHECKOV_VENV := .venv-checkov
 
-.PHONY: setup demo report test lint typecheck pytest clean
+.PHONY: setup demo report test lint typecheck pytest clean infra-tools infra-check
 
 $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml) serving/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +23,22 @@ $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproje
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+$(INFRA_VENV)/.installed: requirements/infra-tools.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/infra-tools.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	touch $@
+
+infra-tools: $(INFRA_VENV)/.installed $(CHECKOV_VENV)/.installed
+
+## the Terraform checks alone: fmt, init + validate against the provider stub, terraform test, checkov
+infra-check: setup infra-tools
+	$(BIN)/replayrec infra check
 
 ## main job: the live system. Prepare the data (real Amazon Books when present, else the synthetic world); train
 ## the quick profile's LightGCN → DIN → RankNet on the events before the temporal cut (or reuse them) into the
@@ -51,8 +71,8 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup infra-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .replayrec .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(CHECKOV_VENV) .replayrec .pytest_cache .mypy_cache .ruff_cache

