@@ -22,6 +22,7 @@ from replayrec.infra import (
     TerraformEnv,
     check_offline,
     configurations,
+    footprint,
     install_stub,
     provision,
     scan,
@@ -286,3 +287,68 @@ def test_cli_apply_without_a_terminal_needs_yes_and_changes_nothing(
     assert "error: unknown environment 'staging'; available: demo" in unknown.stderr
     bad_var = replayrec("plan", "--env", "demo", "--var", "admin_cidrs")
     assert "error: --var 'admin_cidrs': expected KEY=VALUE" in bad_var.stderr
+
+
+SEED_FOOTPRINT = {
+    "openstack_compute_instance_v2": 3,  # 3 x m1.medium Kubernetes nodes
+    "openstack_networking_port_v2": 3,
+    "openstack_blockstorage_volume_v3": 1,  # 100 GB
+    "openstack_compute_volume_attach_v2": 1,
+    "openstack_networking_floatingip_v2": 2,  # public API, admin
+    "openstack_networking_floatingip_associate_v2": 2,
+    "openstack_networking_network_v2": 1,
+    "openstack_networking_subnet_v2": 1,
+    "openstack_networking_router_v2": 1,
+    "openstack_networking_router_interface_v2": 1,
+    "openstack_networking_secgroup_v2": 3,
+    "openstack_networking_secgroup_rule_v2": 8,
+    "openstack_compute_keypair_v2": 1,
+}
+
+
+def test_prod_plans_the_seeds_allocation_and_a_lease_adds_one_gpu_node(settings: Settings) -> None:
+    plain = footprint(settings, "prod")
+    assert plain["resources"] == SEED_FOOTPRINT
+    assert plain["var_files"][0].endswith("envs/prod/example.tfvars")
+    leased = footprint(
+        settings, "prod", variables={"gpu_reservation_id": "2b4f3ad8-5f12-4c6c-9d0e-3c0b9d5f7a11"}
+    )
+    added = {
+        k: v - SEED_FOOTPRINT.get(k, 0) for k, v in leased["resources"].items() if v != SEED_FOOTPRINT.get(k)
+    }
+    assert added == {
+        "openstack_compute_instance_v2": 1,
+        "openstack_networking_port_v2": 1,
+        "openstack_compute_keypair_v2": 1,  # the key pair on the GPU site
+        "openstack_networking_floatingip_v2": 1,  # the GPU site's own address
+        "openstack_networking_floatingip_associate_v2": 1,
+    }
+    assert "module.replayrec.module.gpu.openstack_compute_instance_v2.this[0]" in leased["addresses"]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_backend_configuration_is_one_the_s3_backend_accepts(
+    infra_copy: tuple[Path, Settings], env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """backend.hcl parsed by Terraform's own s3 backend, which then reaches for the object store: here a
+    closed local port (Chameleon's endpoint is unreachable), so the error must be the connection, not the
+    configuration."""
+    copy, settings = infra_copy
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "EC2-ACCESS-FOR-TESTS")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ec2-secret-for-tests")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    env_dir = copy / "envs" / env
+    tf = TerraformEnv(settings, env_dir, cli_config=install_stub(settings), data_dir=settings.state_dir / env)
+    result = tf.run(
+        "init",
+        check=False,
+        input=False,
+        backend_config=["backend.hcl", 'endpoints={s3="http://127.0.0.1:9"}'],
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert 'Unable to list objects in S3 bucket "replayrec-tfstate"' in output, output
+    assert "http://127.0.0.1:9/replayrec-tfstate?" in output, "path-style addressing, as Ceph's S3 API needs"
+    assert "Unsupported argument" not in output
+    assert "Invalid" not in output
+    assert f'key    = "{env}/terraform.tfstate"' in (env_dir / "backend.hcl").read_text()

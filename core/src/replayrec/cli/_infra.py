@@ -81,6 +81,27 @@ def check_cmd(ctx: click.Context, no_scan: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+@infra_group.command("footprint")
+@env_option
+@var_file_option
+@var_option
+@json_option
+@click.pass_context
+def footprint_cmd(
+    ctx: click.Context, env: str, var_files: tuple[Path, ...], variables: tuple[str, ...], as_json: bool
+) -> None:
+    """What the environment would create, by resource type: planned offline with mocked providers (the
+    variables: --var-file / --var, else the environment's example.tfvars)."""
+    result = infra.footprint(settings_of(ctx), env, var_files=var_files, variables=_pairs(variables))
+    if as_json:
+        echo_json(result)
+        return
+    for kind, count in result["resources"].items():
+        click.echo(f"{count:>4}  {kind}")
+    reads = result["data_sources"]
+    click.echo(f"{result['total']:>4}  resources in {env}; data sources read during apply: {reads}")
+
+
 @infra_group.command("init")
 @env_option
 @click.option("--no-backend", is_flag=True, help="skip the remote state backend (-backend=false)")

@@ -11,6 +11,7 @@ from replayrec.infra._check import (
     steps_as_dicts,
     stub_schema_path,
 )
+from replayrec.infra._footprint import footprint
 from replayrec.infra._inventory import inventory_document, inventory_path, write_inventory
 from replayrec.infra._lease import (
     GpuLease,
@@ -45,6 +46,7 @@ __all__ = [
     "configurations",
     "describe_diagnostics",
     "environments",
+    "footprint",
     "install_stub",
     "inventory_document",
     "inventory_path",
