@@ -6,6 +6,7 @@ Chameleon's object store, and an apply on Chameleon (no cloud is reachable)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -352,3 +353,33 @@ def test_the_backend_configuration_is_one_the_s3_backend_accepts(
     assert "Unsupported argument" not in output
     assert "Invalid" not in output
     assert f'key    = "{env}/terraform.tfstate"' in (env_dir / "backend.hcl").read_text()
+
+
+def test_cli_validate_stub_and_footprint_as_a_user_runs_them(settings: Settings, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "REPLAYREC_STATE_DIR": str(settings.state_dir),
+        "REPLAYREC_INFRA_DIR": str(INFRA),
+        "REPLAYREC_DATA_DIR": str(settings.data_dir),
+    }
+
+    def replayrec(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "replayrec", "infra", *args], capture_output=True, text=True, env=env,
+            stdin=subprocess.DEVNULL, timeout=300, check=False, cwd=REPO,
+        )  # fmt: skip
+
+    valid = replayrec("validate", "--env", "dev", "--stub", "--json")
+    assert valid.returncode == 0, valid.stderr
+    assert json.loads(valid.stdout)["valid"] is True
+    assert not (INFRA / "envs" / "dev" / ".terraform.lock.hcl").exists() or _untouched_by(settings)
+    table = replayrec("footprint", "--env", "dev")
+    assert table.returncode == 0, table.stderr
+    assert "   3  openstack_compute_instance_v2" in table.stdout
+    assert "  28  resources in dev" in table.stdout
+
+
+def _untouched_by(settings: Settings) -> bool:
+    """A lock file in the real tree predates this run (an operator's own init), not written by the stub."""
+    lock = INFRA / "envs" / "dev" / ".terraform.lock.hcl"
+    return lock.stat().st_mtime < settings.state_dir.stat().st_mtime
