@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "default_data_dir"]
@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.cwd() / ".venv-infra" / "bin" / "python",
         description="Python of the infra tools environment (the schema-only OpenStack provider stub)",
     )
+    argo_server: str | None = Field(
+        default=None, description="Argo Server API base URL (e.g. https://argo.replayrec.internal:2746)"
+    )
+    argo_token: SecretStr | None = Field(default=None, description="bearer token for the Argo server")
+    argo_namespace: str = Field(default="replayrec", description="namespace of the promotion workflows")
+    argo_verify_tls: bool = Field(default=True, description="verify the Argo server's TLS certificate")
     checkov_binary: Path = Field(
         default_factory=lambda: Path.cwd() / ".venv-checkov" / "bin" / "checkov",
         description="checkov, in its own environment (it replaces python-hcl2's hcl2 module)",

@@ -14,7 +14,7 @@ from replayrec import infra
 from replayrec.cli._common import echo_json, info, json_option, settings_of
 from replayrec.errors import ConfigError
 
-__all__ = ["infra_group"]
+__all__ = ["argo_group", "infra_group"]
 
 env_option = click.option(
     "--env", "env", required=True, help="environment under infra/envs (dev, prod, bootstrap)"
@@ -327,3 +327,44 @@ def lease_delete(ctx: click.Context, env: str, cloud: str, yes: bool, lease_id: 
     infra.lease_tfvars_path(settings.infra_dir, env).unlink(missing_ok=True)
     if not targets:
         info(f"{env}: no active lease")
+
+
+@click.group("argo")
+def argo_group() -> None:
+    """The promotion pipeline on an Argo server (REPLAYREC_ARGO_SERVER, REPLAYREC_ARGO_TOKEN)."""
+
+
+@argo_group.command("submit")
+@click.argument("plugin")
+@click.option("--dataset", help="the template's dataset parameter (default: the template's)")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="another template parameter")
+@json_option
+@click.pass_context
+def argo_submit_cmd(
+    ctx: click.Context, plugin: str, dataset: str | None, params: tuple[str, ...], as_json: bool
+) -> None:
+    """Submit the replayrec-promotion WorkflowTemplate (train → evaluate → stage → canary → prod) for
+    PLUGIN."""
+    run = infra.argo_submit(settings_of(ctx), plugin, dataset=dataset, parameters=_pairs(params))
+    if as_json:
+        echo_json(run.as_dict())
+    else:
+        click.echo(f"submitted {run.namespace}/{run.name} ({run.phase})")
+
+
+@argo_group.command("status")
+@click.argument("name", required=False)
+@click.option("--plugin", help="the plugin's newest promotion run (instead of NAME)")
+@json_option
+@click.pass_context
+def argo_status_cmd(ctx: click.Context, name: str | None, plugin: str | None, as_json: bool) -> None:
+    """A promotion workflow's phase and the phase of each step."""
+    run = infra.argo_status(settings_of(ctx), name=name, plugin=plugin)
+    if as_json:
+        echo_json(run.as_dict())
+        return
+    click.echo(f"{run.namespace}/{run.name}: {run.phase} ({run.started_at} -> {run.finished_at or '…'})")
+    for step, phase in run.steps.items():
+        click.echo(f"  {step:<12} {phase}")
+    if run.message:
+        click.echo(f"  message: {run.message}")

@@ -1,6 +1,7 @@
 """Provisioning: Terraform for Chameleon Cloud driven from the project, its offline checks, the Ansible
 inventory it produces, and the daily GPU lease (Blazar) whose reservation id Terraform schedules into."""
 
+from replayrec.infra._argo import PROMOTION_TEMPLATE, ArgoRun, argo_status, argo_submit
 from replayrec.infra._check import (
     CheckStep,
     check_offline,
@@ -33,6 +34,8 @@ from replayrec.infra._terraform import (
 )
 
 __all__ = [
+    "PROMOTION_TEMPLATE",
+    "ArgoRun",
     "CheckStep",
     "GpuLease",
     "InfraError",
@@ -40,6 +43,8 @@ __all__ = [
     "LeaseSpec",
     "TerraformEnv",
     "TerraformResult",
+    "argo_status",
+    "argo_submit",
     "blazar_client",
     "check_offline",
     "check_tree",
