@@ -9,9 +9,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import yaml
 from replayrec.config import Settings
 from replayrec.errors import ConfigError
 from replayrec.infra import PROMOTION_TEMPLATE, InfraError, argo_status, argo_submit
+from replayrec.testing import JsonEndpoint, json_endpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO.parent / "shared" / "schemas" / "argo-workflows" / "schema.json"
@@ -52,51 +51,28 @@ def submit_validator() -> jsonschema.protocols.Validator:
 
 
 class FakeArgo:
+    """The Argo Server's submit / get / list workflow endpoints, in memory, checking what clients send."""
+
     def __init__(self) -> None:
         self.validator = submit_validator()
-        self.requests: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.workflows: dict[str, dict[str, Any]] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.endpoint: JsonEndpoint | None = None
+        self.url = ""
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return [
+            {"path": r["path"], "body": r["body"]} for r in (self.endpoint.requests if self.endpoint else [])
+        ]
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _auth(self) -> bool:
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    self._reply(401, {"code": 16, "message": "token not valid"})
-                    return False
-                return True
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                fake.requests.append({"path": self.path, "body": body})
-                if not self._auth():
-                    return
-                status, answer = fake.submit(self.path, body)
-                self._reply(status, answer)
-
-            def do_GET(self) -> None:
-                fake.requests.append({"path": self.path, "body": None})
-                if not self._auth():
-                    return
-                status, answer = fake.get(self.path)
-                self._reply(status, answer)
-
-        return Handler
+    def serve(
+        self, method: str, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        if headers.get("authorization") != f"Bearer {TOKEN}":
+            return 401, {"code": 16, "message": "token not valid"}, {}
+        status, answer = self.submit(path, body) if method == "POST" else self.get(path)
+        return status, answer, {}
 
     def submit(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         self.errors += [
@@ -156,14 +132,9 @@ class FakeArgo:
 @pytest.fixture
 def argo() -> Iterator[FakeArgo]:
     fake = FakeArgo()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with json_endpoint(fake.serve) as endpoint:
+        fake.endpoint, fake.url = endpoint, endpoint.url
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=10)
 
 
 def settings_for(fake: FakeArgo, token: str | None = TOKEN) -> Settings:

@@ -12,11 +12,9 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pytest
 
 from replayrec.errors import ConfigError
 from replayrec.infra import InfraError, LeaseManager, LeaseSpec, blazar_client, lease_request
+from replayrec.testing import JsonEndpoint, json_endpoint
 
 DATA = Path(__file__).parent / "data" / "blazar"
 REPO = Path(__file__).resolve().parents[2]
@@ -32,63 +31,26 @@ SHAPE = json.loads((DATA / "lease-create-request.json").read_text())
 
 
 class FakeChameleon:
-    """Keystone's token endpoint and Blazar's /v1/leases, in memory, recording what clients send."""
+    """Keystone's token endpoint and Blazar's /v1/leases, in memory, checking what clients send."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
         self.leases: dict[str, dict[str, Any]] = {}
         self.shape_errors: list[str] = []
         self.refuse_next_create: str | None = None
         self.gets_until_active = 1
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.base = ""
+        self.endpoint: JsonEndpoint | None = None
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        seen = self.endpoint.requests if self.endpoint else []
+        return [{"method": r["method"], "path": r["path"], "token": r["headers"].get("x-auth-token"),
+                 "body": r["body"]} for r in seen]  # fmt: skip
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _body(self) -> Any:
-                n = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(n)) if n else None
-
-            def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _dispatch(self, method: str) -> None:
-                body = self._body() if method in ("POST", "PUT") else None
-                fake.requests.append(
-                    {
-                        "method": method,
-                        "path": self.path,
-                        "token": self.headers.get("X-Auth-Token"),
-                        "body": body,
-                    }
-                )
-                status, payload, headers = fake.answer(
-                    method, self.path, body, self.headers.get("X-Auth-Token")
-                )
-                self._send(status, payload, headers)
-
-            def do_GET(self) -> None:
-                self._dispatch("GET")
-
-            def do_POST(self) -> None:
-                self._dispatch("POST")
-
-            def do_DELETE(self) -> None:
-                self._dispatch("DELETE")
-
-        return Handler
+    def serve(
+        self, method: str, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        return self.answer(method, path, body, headers.get("x-auth-token"))
 
     def answer(self, method: str, path: str, body: Any, token: str | None) -> tuple[int, Any, dict[str, str]]:
         if method == "POST" and path == "/v3/auth/tokens":
@@ -172,24 +134,19 @@ class FakeChameleon:
 @pytest.fixture
 def chameleon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChameleon]:
     fake = FakeChameleon()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    clouds = tmp_path / "clouds.yaml"
-    clouds.write_text(
-        "clouds:\n  chi_tacc_test:\n    auth_type: v3applicationcredential\n    auth:\n"
-        f"      auth_url: {fake.base}/v3\n      application_credential_id: APP_CRED_ID\n"
-        "      application_credential_secret: s3cret\n    region_name: CHI@TACC\n    interface: public\n"
-        "    identity_api_version: 3\n"
-    )
-    for key in [k for k in os.environ if k.startswith("OS_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-    try:
+    with json_endpoint(fake.serve) as endpoint:
+        fake.endpoint, fake.base = endpoint, endpoint.url
+        clouds = tmp_path / "clouds.yaml"
+        clouds.write_text(
+            "clouds:\n  chi_tacc_test:\n    auth_type: v3applicationcredential\n    auth:\n"
+            f"      auth_url: {fake.base}/v3\n      application_credential_id: APP_CRED_ID\n"
+            "      application_credential_secret: s3cret\n    region_name: CHI@TACC\n    interface: public\n"
+            "    identity_api_version: 3\n"
+        )
+        for key in [k for k in os.environ if k.startswith("OS_")]:
+            monkeypatch.delenv(key)
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=10)
 
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)

@@ -12,16 +12,19 @@ from replayrec.conformance import TinyWorld, tiny_world
 from replayrec.testing._cli import run_cli
 from replayrec.testing._contract import RankContract, RecallContract, RerankContract
 from replayrec.testing._fit import quick_fit
+from replayrec.testing._http import JsonEndpoint, json_endpoint
 from replayrec.testing._stages import FixedRecall, ReverseRank, TruncateRerank
 
 __all__ = [
     "FixedRecall",
+    "JsonEndpoint",
     "RankContract",
     "RecallContract",
     "RerankContract",
     "ReverseRank",
     "TinyWorld",
     "TruncateRerank",
+    "json_endpoint",
     "quick_fit",
     "run_cli",
     "tiny_world",
