@@ -13,8 +13,10 @@ PYTEST_ARGS ?=
 # framework needs protobuf < 6) and checkov (it brings its own hcl2)
 INFRA_VENV := .venv-infra
 CHECKOV_VENV := .venv-checkov
+# the deployment tools: kubectl (kustomize), kubernetes-validate, hadolint, ansible and ansible-lint
+DEPLOY_VENV := .venv-deploy
 
-.PHONY: setup demo report test lint typecheck pytest clean infra-tools infra-check
+.PHONY: setup demo report test lint typecheck pytest clean infra-tools infra-check deploy-tools
 
 $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml) serving/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +37,13 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt
 	touch $@
 
 infra-tools: $(INFRA_VENV)/.installed $(CHECKOV_VENV)/.installed
+
+$(DEPLOY_VENV)/.installed: requirements/deploy-tools.txt
+	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/deploy-tools.txt
+	touch $@
+
+deploy-tools: $(DEPLOY_VENV)/.installed
 
 ## the Terraform checks alone: fmt, init + validate against the provider stub, terraform test, checkov
 infra-check: setup infra-tools
@@ -71,8 +80,8 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup infra-tools
+pytest: setup infra-tools deploy-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) $(CHECKOV_VENV) .replayrec .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) .replayrec .pytest_cache .mypy_cache .ruff_cache

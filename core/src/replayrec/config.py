@@ -36,6 +36,10 @@ class Settings(BaseSettings):
         description="prefix of the topic names and Redis keys (one system per namespace)",
     )
     event_partitions: int = Field(default=8, ge=1, le=1024, description="partitions of the events topic")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="interface the stream job's and the replay controller's /metrics bind (0.0.0.0 in a pod)",
+    )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for the replay clock")
     infra_dir: Path = Field(
         default_factory=lambda: Path.cwd() / "infra",
@@ -55,6 +59,10 @@ class Settings(BaseSettings):
     argo_token: SecretStr | None = Field(default=None, description="bearer token for the Argo server")
     argo_namespace: str = Field(default="replayrec", description="namespace of the promotion workflows")
     argo_verify_tls: bool = Field(default=True, description="verify the Argo server's TLS certificate")
+    deploy_tools_bin: Path = Field(
+        default_factory=lambda: Path.cwd() / ".venv-deploy" / "bin",
+        description="the deployment tools (`make deploy-tools`): kubectl, kubernetes-validate, hadolint, ansible",
+    )
     checkov_binary: Path = Field(
         default_factory=lambda: Path.cwd() / ".venv-checkov" / "bin" / "checkov",
         description="checkov, in its own environment (it replaces python-hcl2's hcl2 module)",

@@ -164,7 +164,7 @@ def _replay_locked(
     )  # fmt: skip
     if stop is not None:
         controller.stop_requested = stop
-    server = serve_metrics(metrics.registry, req.metrics_port, "replay")
+    server = serve_metrics(metrics.registry, req.metrics_port, "replay", settings.metrics_host)
     log.info(
         f"replaying {len(schedule):,} events of {schedule.dataset} at speed {req.speed} "
         f"({controller.already:,} already on the log)"

@@ -86,7 +86,7 @@ def _options(settings: Settings, ds: Dataset, req: StreamRequest) -> JobOptions:
     return JobOptions(
         bus=BusConfig.from_settings(settings), redis_url=settings.redis_url, folder=stream_dir(settings),
         item_index=items, groups=ds.catalog.groups, catalog=ds.fingerprint, trigger_ms=req.trigger_ms,
-        max_records=req.max_records, metrics_port=req.metrics_port,
+        max_records=req.max_records, metrics_port=req.metrics_port, metrics_host=settings.metrics_host,
     )  # fmt: skip
 
 

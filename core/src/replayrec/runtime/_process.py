@@ -242,15 +242,16 @@ def wait_started(
     raise ReplayrecError(f"{what} did not start within {timeout_s:.0f} s (see {log})")
 
 
-def serve_metrics(registry: CollectorRegistry, port: int | None, what: str) -> Any:
-    """Prometheus ``/metrics`` of ``registry`` on 127.0.0.1:``port`` (``None``: not served); the server, or
-    ``None`` with a warning when the port is taken (metrics never stop the process serving them)."""
+def serve_metrics(registry: CollectorRegistry, port: int | None, what: str, host: str = "127.0.0.1") -> Any:
+    """Prometheus ``/metrics`` of ``registry`` on ``host``:``port`` (``None``: not served; loopback unless a
+    pod's scraper must reach it); the server, or ``None`` with a warning when the port is taken (metrics never
+    stop the process serving them)."""
     if port is None:
         return None
     try:
-        server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+        server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
-        log.warning("%s metrics not served: 127.0.0.1:%d (%s)", what, port, exc.strerror)
+        log.warning("%s metrics not served: %s:%d (%s)", what, host, port, exc.strerror)
         return None
-    log.info("%s metrics on http://127.0.0.1:%d/metrics", what, port)
+    log.info("%s metrics on http://%s:%d/metrics", what, host, port)
     return server

@@ -55,6 +55,7 @@ class JobOptions:
     max_records: int = 20_000
     tasks: int = 2
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def checkpoint(self) -> Path:
@@ -107,7 +108,7 @@ def run_job(opts: JobOptions, stop: threading.Event | None = None) -> int:
     store = OnlineFeatures.connect(opts.redis_url, opts.bus.namespace, opts.groups)
     sink = FeatureSink(store, opts.bus, opts.item_index, opts.catalog, metrics=metrics)
     lag_reader = make_reader(opts.bus, client_id="replayrec-stream-lag")
-    server = serve_metrics(metrics.registry, opts.metrics_port, "stream")
+    server = serve_metrics(metrics.registry, opts.metrics_port, "stream", opts.metrics_host)
     running: dict[str, Any] = {}  # the query, once started (its progress reports the previous batch)
     rc, error = 0, None
     try:
