@@ -9,6 +9,7 @@ KubeRay rules, and whether the images pull and start."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from replayrec.infra import (
     workload_table,
     workloads,
 )
+from replayrec.testing import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_REF = {"name": "db", "key": "k"}
@@ -312,3 +314,25 @@ def test_house_rules_catch_broken_references_and_committed_secrets(rendered: dic
 def test_an_unknown_environment_is_refused_with_the_choices(settings: Settings) -> None:
     with pytest.raises(InfraError, match="choose one of canary, prod, staging"):
         environment_documents(settings, "qa")
+
+
+def test_the_cli_checks_renders_and_tabulates_as_a_user_runs_it(settings: Settings, tmp_path: Path) -> None:
+    def replayrec(*args: str) -> Any:
+        return run_cli(list(args), state_dir=tmp_path / "state", data_dir=settings.data_dir, timeout=300)
+
+    proc = replayrec("deploy", "check", "--json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    assert len(report["steps"]) == 5
+    proc = replayrec("deploy", "render", "staging")
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    namespaces = {d["metadata"].get("namespace") for d in docs if d["kind"] == "Deployment"}
+    assert namespaces == {"replayrec-staging"}
+    proc = replayrec("deploy", "workloads", "prod", "--json")
+    rows = json.loads(proc.stdout)["workloads"]
+    assert {r["workload"] for r in rows} >= {"Deployment/replayrec-service", "StatefulSet/kafka"}
+    proc = replayrec("deploy", "render", "qa")
+    assert proc.returncode != 0
+    assert "choose one of canary, prod, staging" in proc.stderr

@@ -14,7 +14,7 @@ from replayrec import infra
 from replayrec.cli._common import echo_json, info, json_option, settings_of
 from replayrec.errors import ConfigError
 
-__all__ = ["argo_group", "infra_group"]
+__all__ = ["argo_group", "infra_group", "report_steps"]
 
 env_option = click.option(
     "--env", "env", required=True, help="environment under infra/envs (dev, prod, bootstrap)"
@@ -66,14 +66,18 @@ def infra_group() -> None:
 def check_cmd(ctx: click.Context, no_scan: bool, as_json: bool) -> None:
     """Offline checks of every module and environment: fmt, init + validate against the schema-only OpenStack
     provider stub, terraform test with mocked providers, and a checkov scan. Exit status 1 when one fails."""
-    steps = infra.check_offline(settings_of(ctx), with_scan=not no_scan)
+    report_steps(infra.check_offline(settings_of(ctx), with_scan=not no_scan), as_json)
+
+
+def report_steps(steps: list[infra.CheckStep], as_json: bool) -> None:
+    """Print check steps (a line each, the detail of a failed one) or their JSON; exit 1 when one failed."""
     if as_json:
         echo_json({"ok": all(s.ok for s in steps), "steps": infra.steps_as_dicts(steps)})
     else:
         for s in steps:
             numbers = " ".join(f"{k}={v}" for k, v in s.numbers.items())
             click.echo(
-                f"{'ok  ' if s.ok else 'FAIL'} {s.step:<8} {s.target:<24} {s.seconds:>6.1f}s {numbers}"
+                f"{'ok  ' if s.ok else 'FAIL'} {s.step:<9} {s.target:<24} {s.seconds:>6.1f}s {numbers}"
             )
             if not s.ok:
                 click.echo("     " + s.detail.replace("\n", "\n     "))

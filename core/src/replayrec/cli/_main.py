@@ -14,6 +14,7 @@ from replayrec.cli._ab import ab
 from replayrec.cli._bench import bench
 from replayrec.cli._bus import bench_bus_cmd, bus, replay
 from replayrec.cli._data import data
+from replayrec.cli._deploy import deploy_group
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._infra import argo_group, infra_group
 from replayrec.cli._pipeline import pipeline, promote_cmd, registry, rollback_cmd
@@ -98,6 +99,7 @@ bench.add_command(bench_bus_cmd)
 cli.add_command(stream)
 cli.add_command(infra_group)
 cli.add_command(argo_group)
+cli.add_command(deploy_group)
 bench.add_command(bench_stream_cmd)
 
 
