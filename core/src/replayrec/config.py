@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     argo_verify_tls: bool = Field(default=True, description="verify the Argo server's TLS certificate")
     deploy_tools_bin: Path = Field(
         default_factory=lambda: Path.cwd() / ".venv-deploy" / "bin",
-        description="the deployment tools (`make deploy-tools`): kubectl, kubernetes-validate, hadolint, ansible",
+        description="deployment tools (make deploy-tools): kubectl, kubernetes-validate, hadolint, ansible",
     )
     checkov_binary: Path = Field(
         default_factory=lambda: Path.cwd() / ".venv-checkov" / "bin" / "checkov",

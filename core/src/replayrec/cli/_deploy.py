@@ -1,15 +1,19 @@
-"""``replayrec deploy …``: the Kubernetes manifests (render, check, the workload table)."""
+"""``replayrec deploy …``: the offline checks of the deployment (manifests, Dockerfiles, playbooks), the
+rendered environments and their workload table, and image builds without a Docker engine."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
 from replayrec import infra
-from replayrec.cli._common import echo_json, json_option, settings_of
+from replayrec.cli._common import echo_json, info, json_option, settings_of
 from replayrec.cli._infra import report_steps
+from replayrec.config import Settings
+from replayrec.registry import git_commit
 
 __all__ = ["deploy_group"]
 
@@ -19,13 +23,62 @@ def deploy_group() -> None:
     """The deployment: Kubernetes manifests (deploy/k8s), Argo CD applications (deploy/argocd)."""
 
 
+def _root(settings: Settings) -> Path:
+    return settings.infra_dir.parent
+
+
+_PARTS = ("manifests", "images")
+
+
 @deploy_group.command("check")
+@click.option("--only", type=click.Choice(_PARTS), multiple=True, help="check only these parts (repeatable)")
 @json_option
 @click.pass_context
-def check_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Render every environment with kubectl kustomize and validate it offline: built-in kinds with
-    kubernetes-validate --strict, custom resources against their CRDs, the house rules. Exit 1 on failure."""
-    report_steps(infra.check_manifests(settings_of(ctx)), as_json)
+def check_cmd(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
+    """Offline checks, exit 1 on any finding: every environment rendered with kubectl kustomize and validated
+    (kubernetes-validate --strict, custom resources against their CRDs, the house rules); the Dockerfiles
+    (hadolint and replayrec's rules)."""
+    settings, parts = settings_of(ctx), set(only or _PARTS)
+    steps = infra.check_manifests(settings) if "manifests" in parts else []
+    steps += infra.lint_dockerfiles(settings, _root(settings)) if "images" in parts else []
+    report_steps(steps, as_json)
+
+
+@deploy_group.command("build")
+@click.argument("names", nargs=-1, type=click.Choice([s.name for s in infra.IMAGES]))
+@click.option("--tag", help="image tag (default: <registry>/<repository>:<package version>)")
+@click.option("--local-base", is_flag=True, help="build on a debootstrapped Debian 12 (no Docker Hub needed)")
+@click.option("--smoke", is_flag=True, help="then run the service image read-only as 10001 and probe it")
+@json_option
+@click.pass_context
+def build_cmd(
+    ctx: click.Context, names: tuple[str, ...], tag: str | None, local_base: bool, smoke: bool, as_json: bool
+) -> None:
+    """Build images with buildah (no Docker engine; needs root) from deploy/docker (default: service)."""
+    settings = settings_of(ctx)
+    base = infra.local_base_image() if local_base else None
+    results: list[dict[str, Any]] = []
+    for name in names or ("service",):
+        spec = infra.image_spec(name)
+        built = infra.build_image(
+            spec, _root(settings), tag=tag, base_image=base, build_args={"GIT_COMMIT": git_commit()}
+        )
+        row: dict[str, Any] = {
+            "image": name,
+            "tag": built.tag,
+            "mb": round(built.size_bytes / 1e6, 1),
+            "seconds": built.seconds,
+        }
+        if smoke and name == "service":
+            row["smoke"] = infra.smoke_test_image(built.tag, settings, settings.state_dir / "image-smoke")
+        results.append(row)
+        if not as_json:
+            info(
+                f"{built.tag}: {row['mb']} MB in {built.seconds} s"
+                + (f"; smoke {row['smoke']}" if "smoke" in row else "")
+            )
+    if as_json:
+        echo_json({"images": results})
 
 
 @deploy_group.command("render")
