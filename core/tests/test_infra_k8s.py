@@ -18,6 +18,8 @@ import yaml
 
 from replayrec.config import Settings
 from replayrec.infra import (
+    DEFAULT_REGISTRY,
+    IMAGES,
     InfraError,
     Peer,
     Workload,
@@ -27,6 +29,7 @@ from replayrec.infra import (
     documented_secrets,
     environment_documents,
     house_rules,
+    image_spec,
     reachable_from,
     validate_builtin,
     validate_custom,
@@ -324,7 +327,9 @@ def test_the_cli_checks_renders_and_tabulates_as_a_user_runs_it(settings: Settin
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["ok"] is True
-    assert len(report["steps"]) == 5
+    steps = {(s["step"], s["target"]) for s in report["steps"]}
+    assert {("manifests", f"k8s/{env}") for env in ("staging", "canary", "prod")} <= steps
+    assert ("hadolint", "deploy/docker/service.Dockerfile") in steps
     proc = replayrec("deploy", "render", "staging")
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
@@ -336,3 +341,21 @@ def test_the_cli_checks_renders_and_tabulates_as_a_user_runs_it(settings: Settin
     proc = replayrec("deploy", "render", "qa")
     assert proc.returncode != 0
     assert "choose one of canary, prod, staging" in proc.stderr
+
+
+def test_every_project_image_is_the_one_deploy_build_makes_of_this_checkout(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    built = {spec.tag(REPO) for spec in IMAGES}
+    ours = {
+        c["image"]
+        for docs in rendered.values()
+        for w in workloads(docs)
+        for c in w.containers
+        if c["image"].startswith(DEFAULT_REGISTRY)
+    }
+    assert ours, "no project image in the renders"
+    assert ours <= built, f"stale tags (bump with the package versions): {sorted(ours - built)}"
+    argo = yaml.safe_load((REPO / "argo" / "rendered" / "promotion-template.yaml").read_text())
+    image = next(p["value"] for p in argo["spec"]["arguments"]["parameters"] if p["name"] == "image")
+    assert image == image_spec("training-gpu").tag(REPO)
