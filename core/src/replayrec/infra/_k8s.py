@@ -42,7 +42,7 @@ __all__ = [
     "validate_custom",
 ]
 
-KUBERNETES_VERSION = "1.34"  # the k3s minor the playbooks install (playbooks/roles/k3s)
+KUBERNETES_VERSION = "1.35"  # the k3s minor the playbooks install (playbooks/roles/k3s)
 CUSTOM_GROUPS = ("argoproj.io", "monitoring.coreos.com", "ray.io")
 _BESIDE = {"canary": ("prod",)}  # environments deployed into another's namespace, checked together
 _VALIDATE_LINE = re.compile(r"^(INFO|WARN|ERROR) (\S+) (.*)$")
