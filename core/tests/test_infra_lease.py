@@ -164,7 +164,7 @@ def test_the_request_reserves_one_gpu_host_for_four_hours() -> None:
                 "min": 1,
                 "max": 1,
                 "hypervisor_properties": "",
-                "resource_properties": '["==", "$node_type", "gpu_mi100"]',
+                "resource_properties": '["==", "$node_type", "compute_liqid"]',
             }
         ],
         "events": [],
@@ -202,7 +202,7 @@ def test_create_wait_list_delete_through_blazarclient(chameleon: FakeChameleon) 
     assert lease.reservation_id == stored["reservations"][0]["id"]
     (create,) = [r for r in chameleon.requests if r["method"] == "POST" and r["path"] == "/v1/leases"]
     assert create["token"] == TOKEN, "the Keystone token from the application credential is sent"
-    assert create["body"]["reservations"][0]["resource_properties"] == '["==", "$node_type", "gpu_mi100"]'
+    assert create["body"]["reservations"][0]["resource_properties"] == '["==", "$node_type", "compute_liqid"]'
 
     chameleon.gets_until_active = 2
     active = manager.wait_active(lease.id, timeout_s=30, poll_s=0.01)

@@ -242,7 +242,12 @@ def _manager(cloud: str) -> infra.LeaseManager:
 @lease_group.command("create")
 @env_option
 @cloud_option
-@click.option("--node-type", default="gpu_mi100", show_default=True, help="Chameleon node type to reserve")
+@click.option(
+    "--node-type",
+    default="compute_liqid",
+    show_default=True,
+    help="Chameleon node type to reserve (NVIDIA: the images are CUDA)",
+)
 @click.option("--hours", type=float, default=4.0, show_default=True, help="length of the block")
 @click.option("--count", type=int, default=1, show_default=True, help="hosts to reserve")
 @click.option(

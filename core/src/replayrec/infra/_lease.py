@@ -1,11 +1,13 @@
 """The daily GPU lease on Chameleon, through Blazar (``python-blazarclient``): the OpenStack provider has no
 Blazar resource, so the lease is made here and its reservation id handed to Terraform.
 
-``create`` reserves one bare-metal host of a node type (``gpu_mi100`` by default) for a block of hours and
-writes ``infra/envs/<env>/gpu_lease.auto.tfvars.json`` (``gpu_reservation_id``), which Terraform loads on
-its own: the next ``replayrec infra apply --env <env>`` adds the GPU node inside the reservation. ``delete``
-ends the lease and removes the file, so the next apply removes the node. Credentials come from clouds.yaml
-or the ``OS_*`` environment (an application credential), read by openstacksdk's config loader.
+``create`` reserves one bare-metal host of a node type (``compute_liqid`` by default: NVIDIA A100 at
+CHI@TACC, what the deployment's CUDA image, NVIDIA driver role and ``nvidia.com/gpu`` requests expect) for a
+block of hours and writes ``infra/envs/<env>/gpu_lease.auto.tfvars.json`` (``gpu_reservation_id``), which
+Terraform loads on its own: the next ``replayrec infra apply --env <env>`` adds the GPU node inside the
+reservation. ``delete`` ends the lease and removes the file, so the next apply removes the node. Credentials
+come from clouds.yaml or the ``OS_*`` environment (an application credential), read by openstacksdk's
+config loader.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class LeaseSpec:
     """What to reserve: ``count`` hosts of ``node_type`` for ``hours`` from ``start`` (None: now)."""
 
     env: str
-    node_type: str = "gpu_mi100"
+    node_type: str = "compute_liqid"
     hours: float = 4.0
     count: int = 1
     start: datetime | None = None
@@ -51,7 +53,9 @@ class LeaseSpec:
         if not 1 <= self.count <= 8:
             raise ConfigError(f"lease host count must be between 1 and 8, got {self.count}")
         if not self.node_type.replace("_", "").replace("-", "").isalnum():
-            raise ConfigError(f"node type {self.node_type!r} is not a Chameleon node type such as gpu_mi100")
+            raise ConfigError(
+                f"node type {self.node_type!r} is not a Chameleon node type such as compute_liqid"
+            )
         if self.start is not None and self.start.tzinfo is None:
             raise ConfigError("lease start must carry a time zone (e.g. 2026-12-03T02:00+00:00)")
 
