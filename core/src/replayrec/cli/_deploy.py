@@ -27,7 +27,7 @@ def _root(settings: Settings) -> Path:
     return settings.infra_dir.parent
 
 
-_PARTS = ("manifests", "images")
+_PARTS = ("manifests", "images", "playbooks")
 
 
 @deploy_group.command("check")
@@ -37,10 +37,11 @@ _PARTS = ("manifests", "images")
 def check_cmd(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
     """Offline checks, exit 1 on any finding: every environment rendered with kubectl kustomize and validated
     (kubernetes-validate --strict, custom resources against their CRDs, the house rules); the Dockerfiles
-    (hadolint and replayrec's rules)."""
+    (hadolint and replayrec's rules); the playbooks (ansible-lint's production profile, the syntax check)."""
     settings, parts = settings_of(ctx), set(only or _PARTS)
     steps = infra.check_manifests(settings) if "manifests" in parts else []
     steps += infra.lint_dockerfiles(settings, _root(settings)) if "images" in parts else []
+    steps += infra.lint_playbooks(settings) if "playbooks" in parts else []
     report_steps(steps, as_json)
 
 
@@ -109,3 +110,43 @@ def workloads_cmd(ctx: click.Context, env: str, as_json: bool) -> None:
         click.echo(f"{r['workload']} [{r['container']}] {r['image']} x{r['replicas']}")
         click.echo(f"    requests {_quantities(r['requests'])}; limits {_quantities(r['limits'])}")
         click.echo(f"    probes {probes}; policies {', '.join(r['network_policies'])}")
+
+
+@deploy_group.command("nodes")
+@click.option("--root", "root", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="the host's root directory (empty: debootstrap makes a Debian 12 root there)")  # fmt: skip
+@click.option("--name", default="node-1", show_default=True, help="the host's inventory name")
+@click.option("--group", "groups", multiple=True, required=True, type=click.Choice(infra.INVENTORY_GROUPS),
+              help="inventory group (repeatable): --group k8s_control_plane --group storage")  # fmt: skip
+@click.option("--vars", "var_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="extra variables (YAML or JSON: the k3s token, k3s_binary_src, ...)")  # fmt: skip
+@click.option("--twice", is_flag=True, help="run again and fail unless the second run changes nothing")
+@json_option
+@click.pass_context
+def nodes_cmd(
+    ctx: click.Context, root: Path, name: str, groups: tuple[str, ...], var_file: Path | None, twice: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Apply the machine plays of playbooks/site.yml (tag node) for real to a Debian root through Ansible's
+    chroot connection (needs root; nothing is started or mounted: replayrec_booted_host is false)."""
+    settings = settings_of(ctx)
+    if not root.exists() or not any(root.iterdir()):
+        infra.debootstrap_root(Path.home() / ".cache" / "replayrec", root)
+    variables = {"replayrec_booted_host": False, **(yaml.safe_load(var_file.read_text()) if var_file else {})}
+    host = infra.ChrootHost(name, root.resolve(), groups)
+    runs = []
+    for attempt in range(2 if twice else 1):
+        work = settings.state_dir / "ansible" / f"{name}-{attempt + 1}"
+        runs.append(infra.apply_to_roots(settings, [host], work, extra_vars=variables))
+    rows = [
+        {"run": i + 1, "ok": r.ok, "seconds": r.seconds, "changed_tasks": r.changed_tasks,
+         "recap": {h: vars(c) for h, c in r.recap.items()}}
+        for i, r in enumerate(runs)
+    ]  # fmt: skip
+    if as_json:
+        echo_json({"host": name, "runs": rows})
+    for row in [] if as_json else rows:
+        info(f"run {row['run']}: {'ok' if row['ok'] else 'FAILED'} in {row['seconds']} s; {row['recap']}")
+    failed = not all(r.ok for r in runs) or (twice and runs[-1].changed_tasks)
+    if failed:
+        raise SystemExit(1)

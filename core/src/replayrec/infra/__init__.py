@@ -2,6 +2,20 @@
 Ansible inventory it produces, the daily GPU lease (Blazar) whose reservation id Terraform schedules into, the
 Kubernetes manifests (``deploy/``) rendered and validated offline, and Argo submission."""
 
+from replayrec.infra._ansible import (
+    DEBIAN_MIRROR,
+    DEBIAN_SUITE,
+    INVENTORY_GROUPS,
+    ChrootHost,
+    HostRecap,
+    PlaybookRun,
+    ansible_tool,
+    apply_to_roots,
+    debootstrap_root,
+    lint_playbooks,
+    parse_run,
+    playbooks_dir,
+)
 from replayrec.infra._argo import PROMOTION_TEMPLATE, ArgoRun, argo_status, argo_submit
 from replayrec.infra._check import (
     CheckStep,
@@ -12,6 +26,7 @@ from replayrec.infra._check import (
     scan,
     steps_as_dicts,
     stub_schema_path,
+    timed_step,
 )
 from replayrec.infra._footprint import footprint
 from replayrec.infra._image_build import (
@@ -70,25 +85,33 @@ from replayrec.infra._terraform import (
 )
 
 __all__ = [
+    "DEBIAN_MIRROR",
+    "DEBIAN_SUITE",
     "DEFAULT_REGISTRY",
     "IMAGES",
+    "INVENTORY_GROUPS",
     "KUBERNETES_VERSION",
     "LOCAL_BASE",
     "PROMOTION_TEMPLATE",
     "ArgoRun",
     "BuildResult",
     "CheckStep",
+    "ChrootHost",
     "Finding",
     "GpuLease",
+    "HostRecap",
     "ImageSpec",
     "InfraError",
     "Instruction",
     "LeaseManager",
     "LeaseSpec",
     "Peer",
+    "PlaybookRun",
     "TerraformEnv",
     "TerraformResult",
     "Workload",
+    "ansible_tool",
+    "apply_to_roots",
     "argo_status",
     "argo_submit",
     "blazar_client",
@@ -99,6 +122,7 @@ __all__ = [
     "configurations",
     "context_files",
     "crd_schema_dir",
+    "debootstrap_root",
     "deploy_dir",
     "deploy_environments",
     "describe_diagnostics",
@@ -116,8 +140,11 @@ __all__ = [
     "lease_request",
     "lease_tfvars_path",
     "lint_dockerfiles",
+    "lint_playbooks",
     "local_base_image",
     "parse_dockerfile",
+    "parse_run",
+    "playbooks_dir",
     "podman_command",
     "provision",
     "reachable_from",
@@ -128,6 +155,7 @@ __all__ = [
     "steps_as_dicts",
     "stub_schema_path",
     "terraform_binary",
+    "timed_step",
     "validate_builtin",
     "validate_custom",
     "workload_table",

@@ -33,6 +33,7 @@ __all__ = [
     "scan",
     "steps_as_dicts",
     "stub_schema_path",
+    "timed_step",
 ]
 
 _TEST_SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
@@ -119,7 +120,8 @@ def _needs_aliases(folder: Path) -> bool:
     return any("configuration_aliases" in p.read_text() for p in folder.glob("*.tf"))
 
 
-def _timed(step: str, target: str, action: Callable[[], tuple[str, dict[str, int]]]) -> CheckStep:
+def timed_step(step: str, target: str, action: Callable[[], tuple[str, dict[str, int]]]) -> CheckStep:
+    """Run ``action`` (→ detail, numbers) as one check step; an ``InfraError`` makes it a failed step."""
     start = time.perf_counter()
     try:
         detail, numbers = action()
@@ -137,7 +139,7 @@ def check_offline(
     ``targets``: configuration folders relative to ``infra/`` (e.g. ``modules/network``); default: all.
     """
     infra = settings.infra_dir
-    steps = [_timed("fmt", str(infra), lambda: _fmt(settings, infra))]
+    steps = [timed_step("fmt", str(infra), lambda: _fmt(settings, infra))]
     cli_config = install_stub(settings)
     tree = check_tree(settings)
     work = settings.state_dir / "infra" / "tfdata"
@@ -145,16 +147,16 @@ def check_offline(
     for folder in folders:
         rel = str(folder.relative_to(tree))
         env = TerraformEnv(settings, folder, cli_config=cli_config, data_dir=work / rel.replace("/", "__"))
-        init = _timed("init", rel, partial(_init, env))
+        init = timed_step("init", rel, partial(_init, env))
         steps.append(init)
         if not init.ok:
             continue
         if not _needs_aliases(folder):
-            steps.append(_timed("validate", rel, partial(_validate, env)))
+            steps.append(timed_step("validate", rel, partial(_validate, env)))
         if (folder / "tests").is_dir():
-            steps.append(_timed("test", rel, partial(_test, env)))
+            steps.append(timed_step("test", rel, partial(_test, env)))
     if with_scan:
-        steps.append(_timed("scan", str(infra), lambda: _scan_step(settings, infra)))
+        steps.append(timed_step("scan", str(infra), lambda: _scan_step(settings, infra)))
     return steps
 
 
