@@ -202,6 +202,54 @@ def test_the_manifests_the_roles_render_are_valid_kubernetes(
         }  # fmt: skip
 
 
+def _secrets_play(tmp_path: Path, secrets: dict[str, object]) -> Path:
+    play = [
+        {
+            "name": "Secrets",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Check the secrets",
+                    "ansible.builtin.include_role": {"name": "manifests", "tasks_from": "secrets"},
+                    "vars": {
+                        "manifests_overlays": ["staging", "canary", "prod"],
+                        "manifests_secrets_check_only": True,
+                        "manifests_secrets_file": str(REPO / "deploy" / "k8s" / "secrets.yaml"),
+                        "manifests_secrets": secrets,
+                    },
+                }
+            ],
+        }
+    ]
+    path = tmp_path / "secrets.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    return path
+
+
+def test_the_manifests_role_refuses_an_overlay_whose_secrets_are_incomplete(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Every key deploy/k8s/secrets.yaml documents must be given for each overlay's namespace (cert-manager's
+    certificate excepted) before anything is applied; the values never reach the output."""
+    documented = yaml.safe_load((REPO / "deploy" / "k8s" / "secrets.yaml").read_text())
+    ours = {name: body for name, body in documented.items() if "provided_by" not in body}
+    assert "replayrec-redis" in ours
+    assert "replayrec-tls" not in ours
+    full = {
+        ns: {name: {key: f"s3cr3t-{ns}-{name}-{key}" for key in body["keys"]} for name, body in ours.items()}
+        for ns in ("replayrec", "replayrec-staging")
+    }
+    proc = _playbook(settings, _secrets_play(tmp_path, full))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "s3cr3t" not in proc.stdout + proc.stderr
+    del full["replayrec"]["replayrec-redis"]["url"]
+    proc = _playbook(settings, _secrets_play(tmp_path, full))
+    assert proc.returncode != 0
+    assert "manifests_secrets[replayrec][replayrec-redis] lacks url" in proc.stdout
+    assert "s3cr3t" not in proc.stdout + proc.stderr
+
+
 def test_the_manifests_role_builds_every_overlay(settings: Settings, tmp_path: Path) -> None:
     """The manifests role's build step (the part that runs without a cluster) on the real overlays."""
     play = [
