@@ -77,7 +77,7 @@ def report_steps(steps: list[infra.CheckStep], as_json: bool) -> None:
         for s in steps:
             numbers = " ".join(f"{k}={v}" for k, v in s.numbers.items())
             click.echo(
-                f"{'ok  ' if s.ok else 'FAIL'} {s.step:<9} {s.target:<34} {s.seconds:>6.1f}s {numbers}"
+                f"{'ok  ' if s.ok else 'FAIL'} {s.step:<12} {s.target:<34} {s.seconds:>6.1f}s {numbers}"
             )
             if not s.ok:
                 click.echo("     " + s.detail.replace("\n", "\n     "))

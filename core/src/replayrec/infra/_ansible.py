@@ -168,10 +168,19 @@ def lint_playbooks(settings: Settings, root: Path | None = None) -> list[CheckSt
     ``ansible-playbook --syntax-check`` of every playbook at its top level; never raises for a failed
     check."""
     root = root or playbooks_dir(settings)
-    steps = [timed_step("ansible-lint", str(root), lambda: _lint(settings, root))]
+    steps = [timed_step("ansible-lint", _shown(settings, root), partial(_lint, settings, root))]
     for playbook in sorted(root.glob("*.yml")):
-        steps.append(timed_step("syntax-check", str(playbook), partial(_syntax_check, settings, playbook)))
+        check = partial(_syntax_check, settings, playbook)
+        steps.append(timed_step("syntax-check", _shown(settings, playbook), check))
     return steps
+
+
+def _shown(settings: Settings, path: Path) -> str:
+    """``path`` relative to the checkout when it is inside it (how a step names its target)."""
+    try:
+        return str(path.resolve().relative_to(settings.infra_dir.parent.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _lint(settings: Settings, root: Path) -> tuple[str, dict[str, int]]:
