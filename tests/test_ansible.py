@@ -29,7 +29,14 @@ import pytest
 import yaml
 
 from replayrec.config import Settings
-from replayrec.infra import ChrootHost, PlaybookRun, apply_to_roots, debootstrap_root, lint_playbooks
+from replayrec.infra import (
+    ChrootHost,
+    PlaybookRun,
+    apply_to_roots,
+    debootstrap_root,
+    deploy_cache_dir,
+    lint_playbooks,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PLAYBOOKS = REPO / "playbooks"
@@ -309,12 +316,6 @@ class Applied:
     second: PlaybookRun
 
 
-def _cache() -> Path:
-    if os.environ.get("REPLAYREC_DEBOOTSTRAP_CACHE"):
-        return Path(os.environ["REPLAYREC_DEBOOTSTRAP_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "replayrec"
-
-
 def _hosts(base: Path, cp: Path, gpu: Path) -> list[ChrootHost]:
     common = {"kubernetes_api_endpoint": f"https://{API}:6443", "replayrec_environment": "test"}
     return [
@@ -363,7 +364,7 @@ def applied(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base = tmp_path_factory.mktemp("roots")
     try:
         start = time.perf_counter()
-        cp, gpu = (debootstrap_root(_cache(), base / name) for name in ("cp-1", "gpu-1"))
+        cp, gpu = (debootstrap_root(deploy_cache_dir(), base / name) for name in ("cp-1", "gpu-1"))
         volume = cp / VOLUME.lstrip("/")
         volume.parent.mkdir(parents=True)
         with volume.open("wb") as handle:

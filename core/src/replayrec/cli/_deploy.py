@@ -131,7 +131,7 @@ def nodes_cmd(
     chroot connection (needs root; nothing is started or mounted: replayrec_booted_host is false)."""
     settings = settings_of(ctx)
     if not root.exists() or not any(root.iterdir()):
-        infra.debootstrap_root(Path.home() / ".cache" / "replayrec", root)
+        infra.debootstrap_root(infra.deploy_cache_dir(), root)
     variables = {"replayrec_booted_host": False, **(yaml.safe_load(var_file.read_text()) if var_file else {})}
     host = infra.ChrootHost(name, root.resolve(), groups)
     runs = []

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from replayrec.config import Settings
-from replayrec.infra._check import CheckStep, timed_step
+from replayrec.infra._check import CheckStep, deploy_tool, timed_step
 from replayrec.infra._terraform import InfraError
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "ChrootHost",
     "HostRecap",
     "PlaybookRun",
-    "ansible_tool",
     "apply_to_roots",
     "debootstrap_root",
     "lint_playbooks",
@@ -126,14 +125,6 @@ def playbooks_dir(settings: Settings) -> Path:
     return settings.infra_dir.parent / "playbooks"
 
 
-def ansible_tool(settings: Settings, name: str) -> Path:
-    """A tool of the deployment tools environment (``ansible-playbook``, ``ansible-lint``, ``kubectl``)."""
-    path = settings.deploy_tools_bin / name
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise InfraError(f"{name} is missing: {path} (make deploy-tools)")
-    return path
-
-
 def _tool_env(settings: Settings, playbooks: Path) -> dict[str, str]:
     """The tools' environment: their bin first on PATH, the playbooks' ansible.cfg, no colours, no prompts."""
     env = dict(os.environ)
@@ -184,7 +175,7 @@ def _shown(settings: Settings, path: Path) -> str:
 
 
 def _lint(settings: Settings, root: Path) -> tuple[str, dict[str, int]]:
-    argv = [str(ansible_tool(settings, "ansible-lint")), "--offline", "--profile", "production"]
+    argv = [str(deploy_tool(settings, "ansible-lint")), "--offline", "--profile", "production"]
     argv += ["--nocolor", "--format", "codeclimate", "."]
     proc = _run(argv, cwd=root, env=_tool_env(settings, root), timeout=600)
     try:
@@ -218,7 +209,7 @@ def _syntax_check(settings: Settings, playbook: Path) -> tuple[str, dict[str, in
         inventory = Path(tmp) / "hosts.yml"
         groups: dict[str, dict[str, Any]] = {group: {"hosts": {}} for group in INVENTORY_GROUPS}
         inventory.write_text(yaml.safe_dump({"all": {"children": groups}}))
-        argv = [str(ansible_tool(settings, "ansible-playbook")), "--syntax-check", "-i", str(inventory)]
+        argv = [str(deploy_tool(settings, "ansible-playbook")), "--syntax-check", "-i", str(inventory)]
         proc = _run(
             [*argv, str(playbook)], cwd=playbook.parent, env=_tool_env(settings, playbook.parent), timeout=300
         )
@@ -339,7 +330,7 @@ def apply_to_roots(
     inventory.write_text(yaml.safe_dump(_chroot_inventory(hosts), sort_keys=False))
     variables = work_dir / "extra-vars.json"
     _write_private(variables, json.dumps(dict(extra_vars or {})))
-    argv = [str(ansible_tool(settings, "ansible-playbook")), "-i", str(inventory), "-e", f"@{variables}"]
+    argv = [str(deploy_tool(settings, "ansible-playbook")), "-i", str(inventory), "-e", f"@{variables}"]
     if tags:
         argv += ["--tags", ",".join(tags)]
     start = time.perf_counter()

@@ -11,6 +11,7 @@ land in ``infra/``, where they would clash with the real provider's checksums.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ __all__ = [
     "check_offline",
     "check_tree",
     "configurations",
+    "deploy_cache_dir",
+    "deploy_tool",
     "install_stub",
     "scan",
     "steps_as_dicts",
@@ -118,6 +121,23 @@ def configurations(infra_dir: Path) -> list[Path]:
 def _needs_aliases(folder: Path) -> bool:
     """A module with ``configuration_aliases`` validates only inside a root passing them (its tests do)."""
     return any("configuration_aliases" in p.read_text() for p in folder.glob("*.tf"))
+
+
+def deploy_tool(settings: Settings, name: str) -> Path:
+    """A tool of the deployment tools environment (``settings.deploy_tools_bin``, ``make deploy-tools``):
+    kubectl, kubernetes-validate, hadolint, ansible-playbook, ansible-lint."""
+    path = settings.deploy_tools_bin / name
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise InfraError(f"{name} is missing: {path} (make deploy-tools)")
+    return path
+
+
+def deploy_cache_dir() -> Path:
+    """Where the deployment's expensive inputs are cached (the debootstrapped roots, the image base):
+    ``REPLAYREC_DEBOOTSTRAP_CACHE``, else ``$XDG_CACHE_HOME/replayrec`` (``~/.cache/replayrec``)."""
+    if os.environ.get("REPLAYREC_DEBOOTSTRAP_CACHE"):
+        return Path(os.environ["REPLAYREC_DEBOOTSTRAP_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "replayrec"
 
 
 def timed_step(step: str, target: str, action: Callable[[], tuple[str, dict[str, int]]]) -> CheckStep:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from replayrec.config import Settings
+from replayrec.infra._check import deploy_cache_dir
 from replayrec.infra._images import LOCAL_BASE, ImageSpec
 from replayrec.infra._terraform import InfraError
 
@@ -109,11 +110,11 @@ def _base_tarball(cache: Path, timeout: float) -> Path:
 def local_base_image(cache: Path | None = None, tag: str = LOCAL_BASE, timeout: float = 900) -> str:
     """The stand-in for the official ``python:3.11-slim-bookworm`` where Docker Hub is out of reach: a
     debootstrapped Debian 12 with Debian's Python 3.11, imported into podman's storage as ``tag`` (the root
-    tarball is cached in ``cache``, default ``~/.cache/replayrec``). Returns ``tag``."""
+    tarball is cached in ``cache``, default ``deploy_cache_dir()``). Returns ``tag``."""
     podman = shutil.which("podman")
     if podman and subprocess.run([podman, "image", "exists", tag], check=False, timeout=60).returncode == 0:
         return tag
-    tarball = _base_tarball(cache or Path.home() / ".cache" / "replayrec", timeout)
+    tarball = _base_tarball(cache or deploy_cache_dir(), timeout)
     change = ["--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]']
     _run(["podman", "import", *change, str(tarball), tag], timeout, "podman import")
     return tag

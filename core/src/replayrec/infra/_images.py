@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from replayrec.config import Settings
-from replayrec.infra._check import CheckStep
+from replayrec.infra._check import CheckStep, deploy_tool
 from replayrec.infra._terraform import InfraError
 
 __all__ = [
@@ -338,11 +338,9 @@ def context_files(root: Path) -> set[str]:
 # -- hadolint ------------------------------------------------------------------------------------------------
 def hadolint(settings: Settings, root: Path, paths: Sequence[Path]) -> list[Finding]:
     """hadolint (``settings.deploy_tools_bin``) over ``paths`` with the repo's ``.hadolint.yaml``."""
-    binary = settings.deploy_tools_bin / "hadolint"
-    config = root / ".hadolint.yaml"
-    for need, what in ((binary, "hadolint (make deploy-tools)"), (config, "the hadolint configuration")):
-        if not need.is_file():
-            raise InfraError(f"{what} is missing: {need}")
+    binary, config = deploy_tool(settings, "hadolint"), root / ".hadolint.yaml"
+    if not config.is_file():
+        raise InfraError(f"the hadolint configuration is missing: {config}")
     proc = subprocess.run(
         [str(binary), "--config", str(config), "--format", "json", "--no-color", *map(str, paths)],
         capture_output=True,

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from replayrec.config import Settings
-from replayrec.infra._check import CheckStep
+from replayrec.infra._check import CheckStep, deploy_tool
 from replayrec.infra._k8s_rules import house_rules
 from replayrec.infra._terraform import InfraError
 
@@ -73,19 +73,10 @@ def deploy_environments(settings: Settings) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "kustomization.yaml").is_file())
 
 
-def _tool(settings: Settings, name: str) -> Path:
-    path = settings.deploy_tools_bin / name
-    if not path.is_file():
-        raise InfraError(
-            f"{name} not found at {path}: run `make deploy-tools` (or set REPLAYREC_DEPLOY_TOOLS_BIN)"
-        )
-    return path
-
-
 def render_kustomization(settings: Settings, target: Path) -> list[dict[str, Any]]:
     """``kubectl kustomize`` of one kustomization folder; the documents, in kustomize's order."""
     cmd = [
-        str(_tool(settings, "kubectl")),
+        str(deploy_tool(settings, "kubectl")),
         "kustomize",
         "--load-restrictor",
         "LoadRestrictionsNone",
@@ -125,7 +116,7 @@ def validate_builtin(
     document it found no schema for (it only warns) or did not report as passed."""
     if not docs:
         return []
-    tool = _tool(settings, "kubernetes-validate")
+    tool = deploy_tool(settings, "kubernetes-validate")
     with tempfile.TemporaryDirectory(prefix="replayrec-k8s-") as tmp:
         path = Path(tmp) / "manifests.yaml"
         path.write_text(yaml.safe_dump_all(list(docs), sort_keys=False))
@@ -192,12 +183,16 @@ def validate_custom(docs: Iterable[dict[str, Any]], schema_dir: Path) -> list[st
     return errors
 
 
-def _validation_step(settings: Settings, target: str, docs: list[dict[str, Any]]) -> CheckStep:
+def _validation_step(
+    settings: Settings, target: str, docs: list[dict[str, Any]], beside: Sequence[dict[str, Any]] = ()
+) -> CheckStep:
+    """Schemas for ``docs``; the house rules for ``docs`` with what they are deployed ``beside`` (validated
+    in its own step), whose objects they refer to."""
     started = time.monotonic()
     custom = [d for d in docs if _group(d) in CUSTOM_GROUPS]
     builtin = [d for d in docs if _group(d) not in CUSTOM_GROUPS]
     errors = validate_builtin(settings, builtin) + validate_custom(custom, crd_schema_dir(settings))
-    errors += house_rules(docs, documented_secrets(settings))
+    errors += house_rules([*beside, *docs], documented_secrets(settings))
     numbers = {"documents": len(docs), "builtin": len(builtin), "custom": len(custom), "errors": len(errors)}
     detail = "\n".join(errors) if errors else f"{len(docs)} documents valid (Kubernetes {KUBERNETES_VERSION})"
     return CheckStep("manifests", target, not errors, round(time.monotonic() - started, 2), detail, numbers)
@@ -208,9 +203,13 @@ def check_manifests(settings: Settings) -> list[CheckStep]:
     root = deploy_dir(settings)
     if not crd_schema_dir(settings).is_dir():
         raise InfraError(f"no CRD schemas at {crd_schema_dir(settings)} (../shared/schemas/k8s-crds)")
+    envs = deploy_environments(settings)
+    renders = {env: render_kustomization(settings, root / "k8s" / "overlays" / env) for env in envs}
     steps = [
-        _validation_step(settings, f"k8s/{env}", environment_documents(settings, env))
-        for env in deploy_environments(settings)
+        _validation_step(
+            settings, f"k8s/{env}", renders[env], [d for b in _BESIDE.get(env, ()) for d in renders[b]]
+        )
+        for env in envs
     ]
     steps.append(_validation_step(settings, "argocd", render_kustomization(settings, root / "argocd")))
     jobs = [
