@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the development install: core and every plugin with their training extras (the serving profile is the
 # packages without extras: `replayrec bench serving-profile`, tests/test_serving_profile.py)
-PACKAGES := core[train,postgres,testing,broker,stream,infra] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml))) \
+PACKAGES := core[train,postgres,testing,broker,stream,infra,monitoring] $(sort $(patsubst %/pyproject.toml,%[train],$(wildcard plugins/*/pyproject.toml))) \
 	serving[testing]
 PYTEST_ARGS ?=
 # the infrastructure tools, each in its own environment: the schema-only OpenStack provider stub (the PyPI `tf`
@@ -16,7 +16,8 @@ CHECKOV_VENV := .venv-checkov
 # the deployment tools: kubectl (kustomize), kubernetes-validate, hadolint, ansible and ansible-lint
 DEPLOY_VENV := .venv-deploy
 
-.PHONY: setup demo report test lint typecheck pytest clean infra-tools infra-check deploy-tools
+.PHONY: setup demo report test lint typecheck pytest clean infra-tools infra-check deploy-tools monitoring-tools \
+	monitoring-check
 
 $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml) serving/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,14 @@ $(DEPLOY_VENV)/.installed: requirements/deploy-tools.txt
 	touch $@
 
 deploy-tools: $(DEPLOY_VENV)/.installed
+
+## Prometheus and Alertmanager (Debian's packages, unpacked into ~/.cache/replayrec: nothing installed
+## system-wide) and the monitoring checks: promtool check config / check rules / test rules, amtool
+monitoring-tools: setup
+	$(BIN)/replayrec monitor tools
+
+monitoring-check: monitoring-tools
+	$(BIN)/replayrec monitor check
 
 ## the Terraform checks alone: fmt, init + validate against the provider stub, terraform test, checkov
 infra-check: setup infra-tools
@@ -80,7 +89,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup infra-tools deploy-tools
+pytest: setup infra-tools deploy-tools monitoring-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -25,6 +25,12 @@ from replayrec.testing import JsonEndpoint, json_endpoint
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO.parent / "shared" / "schemas" / "argo-workflows" / "schema.json"
 TEMPLATE = yaml.safe_load((REPO / "argo" / "rendered" / "promotion-template.yaml").read_text())
+#: the rendered retraining CronWorkflows by name (a submission from one runs the template with its arguments)
+CRONS = {
+    doc["metadata"]["name"]: doc
+    for path in sorted((REPO / "argo" / "rendered").glob("cron-retrain-*.yaml"))
+    for doc in [yaml.safe_load(path.read_text())]
+}
 TOKEN = "argo-token-for-tests"
 
 
@@ -79,7 +85,11 @@ class FakeArgo:
             f"{'/'.join(map(str, e.path))}: {e.message}" for e in self.validator.iter_errors(body)
         ]
         ns = path.split("/")[4]
-        if path != f"/api/v1/workflows/{ns}/submit" or body.get("resourceName") != PROMOTION_TEMPLATE:
+        kind, name = body.get("resourceKind"), body.get("resourceName")
+        known_resource = (kind == "WorkflowTemplate" and name == PROMOTION_TEMPLATE) or (
+            kind == "CronWorkflow" and name in CRONS
+        )
+        if path != f"/api/v1/workflows/{ns}/submit" or not known_resource:
             return 404, {
                 "code": 5,
                 "message": f"workflowtemplates.argoproj.io {body.get('resourceName')!r} not found",

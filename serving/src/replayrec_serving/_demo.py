@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from replayrec.application import ReplayRequest, replay_start_detached, replay_stop
-from replayrec.runtime import write_json_atomic
+from replayrec.runtime import free_ports, write_json_atomic
+from replayrec_serving._observe import observability
 from replayrec_serving._replay_eval import DAY_S, ReplayEvalRequest, evaluate_replay, format_replay_eval
 from replayrec_serving._settings import ServiceSettings
 from replayrec_serving._system import SystemRequest, live_system, sigterm_interrupts, workspace
@@ -36,6 +37,8 @@ class DemoRequest:
     retrain_from: str | None = None
     workers: int = 2
     admin_token: str | None = None
+    #: the monitor and Prometheus beside the system (off: neither runs)
+    monitoring: bool = True
 
 
 def run_demo(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], None]) -> dict[str, Any]:
@@ -46,12 +49,17 @@ def run_demo(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], N
 
 
 def _run(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], None]) -> dict[str, Any]:
+    stream_port, replay_port = free_ports(2) if req.monitoring else (None, None)
     system_req = SystemRequest(
         dataset=req.dataset, train_config=req.train_config, retrain=req.retrain,
         retrain_from=req.retrain_from, port=settings.port,
-        workers=req.workers, admin_token=req.admin_token,
+        workers=req.workers, admin_token=req.admin_token, stream_metrics_port=stream_port,
     )  # fmt: skip
-    with live_system(settings, system_req, say) as system:
+    with live_system(settings, system_req, say) as system, contextlib.ExitStack() as stack:
+        if req.monitoring:
+            stack.enter_context(
+                observability(system, stream_port=stream_port, replay_port=replay_port, say=say)
+            )
         result = evaluate_replay(system, ReplayEvalRequest(users=req.eval_users, days=req.eval_days), say)
         path = workspace(system.core, system.dataset.name) / "replay-eval.json"
         write_json_atomic(path, result)
@@ -59,7 +67,7 @@ def _run(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], None]
         say(f"(the whole result: {path})")
         start = system.cut + req.eval_days * DAY_S
         replay = ReplayRequest(
-            dataset=system.dataset.name, start=str(start), speed=req.speed, metrics_port=None
+            dataset=system.dataset.name, start=str(start), speed=req.speed, metrics_port=replay_port
         )
         replay_start_detached(system.core, replay)
         try:
@@ -70,7 +78,7 @@ def _run(settings: ServiceSettings, req: DemoRequest, say: Callable[[str], None]
                 threading.Event().wait(req.seconds)
         finally:
             replay_stop(system.core)
-    say("demo stopped: the service, the replay, the stream job and the broker are down")
+    say("demo stopped: the service, the replay, the stream job, the broker, the monitor and Prometheus")
     return result
 
 

@@ -313,11 +313,32 @@ class RecommendationService:
         use_cache: bool = True,
         arm_override: str | None = None,
     ) -> dict[str, Any]:
-        """The user's top ``k`` from the routed arm (or ``arm_override``, an admin's choice)."""
+        """The user's top ``k`` from the routed arm (or ``arm_override``, an admin's choice). A failure is
+        counted (``status="error"``, and in the arm's numbers) before it propagates as a 500."""
         t0 = time.perf_counter()
         at_ms = self.now_ms()
         arm = self.route(user) if arm_override is None else self.arm_named(arm_override)
         arm_name = arm.name if arm is not None else (arm_override or "fallback")
+        try:
+            return self._recommend(t0, at_ms, arm, arm_name, user, k, explain_it, history, use_cache,
+                                   arm_override)  # fmt: skip
+        except Exception:
+            self._finish(arm_name, arm, t0, "error", degraded=False, counted=arm_override is None, error=True)
+            raise
+
+    def _recommend(
+        self,
+        t0: float,
+        at_ms: int,
+        arm: LoadedArm | None,
+        arm_name: str,
+        user: str,
+        k: int,
+        explain_it: bool,
+        history: list[str] | None,
+        use_cache: bool,
+        arm_override: str | None,
+    ) -> dict[str, Any]:
         degraded: list[str] = []
         profile: UserProfile | None = None
         view = arm.features if arm is not None else None
@@ -363,7 +384,8 @@ class RecommendationService:
                               for s in answer.stages]  # fmt: skip
         cache = cache_key if not answer.degraded else None
         self._remember(user, arm_name, answer.rows, cache, body, shown=arm_override is None)
-        self._finish(arm_name, arm, t0, "ok", degraded=bool(answer.degraded), counted=arm_override is None)
+        status = "degraded" if answer.degraded else "ok"
+        self._finish(arm_name, arm, t0, status, degraded=bool(answer.degraded), counted=arm_override is None)
         for reason in answer.degraded:
             self.metrics.degraded.labels(reason.split(":")[0]).inc()
         return body
@@ -524,6 +546,7 @@ class RecommendationService:
         status: str,
         degraded: bool,
         counted: bool = True,
+        error: bool = False,
     ) -> None:
         """Prometheus sees every request; the per-arm numbers (the canary gate's, A/B's) only the routed
         ones — an admin's forced-arm request is not traffic."""
@@ -531,7 +554,7 @@ class RecommendationService:
         self.metrics.requests.labels("recommendations", arm_name, status).observe(seconds)
         if counted:
             key = arm.key if arm is not None else "-"
-            self.stats.record(arm_name, key, seconds * 1000, error=False, degraded=degraded)
+            self.stats.record(arm_name, key, seconds * 1000, error=error, degraded=degraded)
 
     def _shadow(self, request: Request, k: int, shown: Outcome) -> None:
         arm = self.models.arms.shadow

@@ -101,6 +101,13 @@ class SystemRequest:
     #: does not turn an answer into its fallback (the evaluation measures models, not the machine)
     budget_ms: float = 2000.0
     clear_store_at_exit: bool = False
+    #: the models the cascade serves, in training order (a subset of PLUGINS: a drill's LightGCN alone)
+    plugins: tuple[str, ...] = PLUGINS
+    #: how the models are trained: ``temporal`` (the protocol's own split at the cut) or ``loo`` (on the
+    #: dataset as it stood at the cut, each user's last events held out: a retraining's protocol too)
+    protocol: str = "temporal"
+    #: the stream job's Prometheus port (None: not served; Prometheus scrapes it when given)
+    stream_metrics_port: int | None = None
 
 
 @dataclass
@@ -134,17 +141,21 @@ def ensure_models(
     start: int,
     say: Callable[[str], None],
     cascade: Path | None = None,
+    plugins: tuple[str, ...] = PLUGINS,
+    protocol: str = "temporal",
 ) -> dict[str, str]:
-    """LightGCN → DIN → RankNet trained on the events before the temporal cut, each at ``@prod`` in the
-    registry ``uri``, DIN and RankNet behind the serving ``cascade``'s recall. The ones before
-    ``PLUGINS[start]`` are reused when there (a missing one is trained with every one after it: each trains
-    on its predecessors). Their versions."""
+    """LightGCN → DIN → RankNet (or the first ``plugins``) trained on the events before the temporal cut,
+    each at ``@prod`` in the registry ``uri``, DIN and RankNet behind the serving ``cascade``'s recall. The
+    ones before ``plugins[start]`` are reused when there (a missing one is trained with every one after it:
+    each trains on its predecessors). Their versions."""
+    if not plugins or tuple(plugins) != PLUGINS[: len(plugins)]:
+        raise ConfigError(f"the live system's models are {', '.join(PLUGINS)} or a prefix of them")
     reg = ModelRegistry(uri)
-    have = {p: reg.by_alias(p, "prod") for p in PLUGINS}
-    missing = [i for i, p in enumerate(PLUGINS) if have[p] is None]
+    have = {p: reg.by_alias(p, "prod") for p in plugins}
+    missing = [i for i, p in enumerate(plugins) if have[p] is None]
     start = min([start, *missing])
     out: dict[str, str] = {}
-    for plugin in PLUGINS[:start]:
+    for plugin in plugins[:start]:
         found = have[plugin]
         if found is not None:
             out[plugin] = f"v{found.version}"
@@ -152,12 +163,12 @@ def ensure_models(
         say("models: reusing " + ", ".join(f"{p}@prod={v}" for p, v in out.items()))
     profile = read_training_profile(train_config)
     upstream = serving_upstream(cascade or default_serving_cascade())
-    for plugin in PLUGINS[start:]:
+    for plugin in plugins[start:]:
         config = {**profile.get(plugin, {}), **upstream.get(plugin, {})}  # the serving cascade's stages
         t0 = time.perf_counter()
         res = train_model(
             core,
-            TrainRequest(plugin, ds.name, config, protocol="temporal", val_users=2000, tracking_uri=uri),
+            TrainRequest(plugin, ds.name, config, protocol=protocol, val_users=2000, tracking_uri=uri),
             ds,
         )
         reg.move_prod(plugin, res.model_version)
@@ -228,7 +239,12 @@ def live_system(
     if req.retrain_from is not None and req.retrain_from not in PLUGINS:
         raise ConfigError(f"--retrain-from {req.retrain_from!r}: one of {', '.join(PLUGINS)}")
     start = 0 if req.retrain else PLUGINS.index(req.retrain_from) if req.retrain_from else len(PLUGINS)
-    models = ensure_models(core, ds, uri, req.train_config, start, say, settings.cascade)
+    if req.protocol not in ("temporal", "loo"):
+        raise ConfigError(f"protocol {req.protocol!r}: temporal or loo")
+    train_ds = ds if req.protocol == "temporal" else ds.as_of(cut)  # nothing after the cut, either way
+    models = ensure_models(
+        core, train_ds, uri, req.train_config, start, say, settings.cascade, req.plugins, req.protocol
+    )
     timings["models_s"] = time.perf_counter() - t0
     with contextlib.ExitStack() as stack:
         t1 = time.perf_counter()
@@ -238,7 +254,7 @@ def live_system(
         if req.clear_store_at_exit:  # runs last: after the job and the service have stopped
             stack.callback(_clear_namespace, core)
         stack.callback(stream_stop, core)  # first: a start that fails half-way leaves no job behind
-        stream_start_detached(core, StreamRequest(dataset=ds.name, metrics_port=None))
+        stream_start_detached(core, StreamRequest(dataset=ds.name, metrics_port=req.stream_metrics_port))
         history = ReplayRequest(dataset=ds.name, until=str(cut), speed="max", metrics_port=None, resume=False)
         state = run_replay(core, history)
         wait_for_stream(core, online_store(core, ds), timeout_s=1800)

@@ -12,6 +12,10 @@ from typing import Any, TypeVar
 import click
 
 from replayrec.cli._common import echo_json, json_option, settings_of
+from replayrec.infra import deploy_dir
+from replayrec.monitoring import check_dashboards, write_dashboards
+from replayrec.monitoring._dashboard_checks import registry_metric_names
+from replayrec_serving._metrics import ServiceMetrics
 from replayrec_serving._ops import clear_experiment, serve, set_experiment, show_experiment
 from replayrec_serving._settings import ServiceSettings
 
@@ -193,6 +197,57 @@ def demo_cmd(ctx: click.Context, /, **o: Any) -> None:
     run_demo(settings, req, click.echo)
 
 
+@click.command("drill")
+@click.option("--events", type=click.IntRange(1000), default=90_000, show_default=True, help="world size")
+@click.option("--users", type=click.IntRange(50), default=1500, show_default=True)
+@click.option("--items", type=click.IntRange(50), default=2000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--no-prometheus", is_flag=True, help="run on the monitor's own verdicts only")
+@json_option
+@click.pass_context
+def drill_cmd(ctx: click.Context, /, **o: Any) -> None:
+    """Drift detected → alert → retrain → promotion gates → the service switches → online HR recovers, on
+    the synthetic world with an abrupt shift, end to end on the live path (broker, Spark job, service,
+    Prometheus, the monitor); the timeline with its numbers. Its own state folder and namespace."""
+    from replayrec_serving._drill import DrillRequest, format_drill, run_drill
+    from replayrec_serving._system import sigterm_interrupts
+
+    req = DrillRequest(events=o["events"], users=o["users"], items=o["items"], seed=o["seed"],
+                       prometheus=not o["no_prometheus"])  # fmt: skip
+    say = (lambda m: click.echo(m, err=True)) if o["as_json"] else click.echo
+    with sigterm_interrupts():
+        result = run_drill(_service_settings(ctx), req, say)
+    if o["as_json"]:
+        echo_json(result)
+    else:
+        click.echo(format_drill(result))
+
+
+@click.command("dashboards")
+@click.option("--write", is_flag=True, help="regenerate the committed JSON (else: check it)")
+@click.pass_context
+def dashboards_cmd(ctx: click.Context, write: bool) -> None:
+    """The Grafana dashboards as code (system, stream, models): --write regenerates
+    deploy/monitoring/grafana/dashboards/*.json; without it, check that the committed files are what the
+    generator makes and lint them (panels, layout, every PromQL metric name known to the service, the stream
+    job, the bus, the monitor or the recording rules). Exit 1 on a problem."""
+    deploy = deploy_dir(settings_of(ctx))
+    folder = deploy / "monitoring" / "grafana" / "dashboards"
+    if write:
+        for path in write_dashboards(folder):
+            click.echo(f"wrote {path}")
+        return
+    known = registry_metric_names(ServiceMetrics().registry)
+    problems = check_dashboards(
+        folder, known, rules=deploy / "monitoring" / "prometheus" / "rules" / "recording.yml"
+    )
+    for p in problems:
+        click.echo(p, err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"dashboards in {folder}: generated and clean")
+
+
 def register(root: click.Group) -> None:
     """Add the serving commands to the ``replayrec`` CLI."""
     root.add_command(serve_cmd)
@@ -200,6 +255,10 @@ def register(root: click.Group) -> None:
     replay = root.commands.get("replay")
     if isinstance(replay, click.Group):
         replay.add_command(replay_evaluate_cmd)
+    monitor = root.commands.get("monitor")
+    if isinstance(monitor, click.Group):
+        monitor.add_command(drill_cmd)
+        monitor.add_command(dashboards_cmd)
     ab = root.commands.get("ab")
     if isinstance(ab, click.Group):
         for cmd in (ab_set, ab_show, ab_clear):

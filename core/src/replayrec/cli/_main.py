@@ -17,6 +17,7 @@ from replayrec.cli._data import data
 from replayrec.cli._deploy import deploy_group
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._infra import argo_group, infra_group
+from replayrec.cli._monitor import monitor
 from replayrec.cli._pipeline import pipeline, promote_cmd, registry, rollback_cmd
 from replayrec.cli._plugins import plugins
 from replayrec.cli._stages import ablation_cmd, stages_cmd
@@ -100,6 +101,7 @@ cli.add_command(stream)
 cli.add_command(infra_group)
 cli.add_command(argo_group)
 cli.add_command(deploy_group)
+cli.add_command(monitor)
 bench.add_command(bench_stream_cmd)
 
 

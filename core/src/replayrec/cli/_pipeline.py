@@ -60,9 +60,10 @@ def _open(
     cascade: Path | None = None,
     fault: FaultInjection = _NO_FAULT,
     quiet: bool = False,
+    until: int | None = None,
 ) -> PipelineContext:
     return open_pipeline(
-        settings_of(ctx), plugin, name, tracking, gates, cascade, fault, info if quiet else click.echo
+        settings_of(ctx), plugin, name, tracking, gates, cascade, fault, info if quiet else click.echo, until
     )
 
 
@@ -84,6 +85,9 @@ def pipeline() -> None:
 @_cascade
 @_delay
 @_errors
+@click.option(
+    "--until", type=click.IntRange(min=0), help="Unix seconds: train on the dataset as it stood then (drills)"
+)
 @json_option
 @click.pass_context
 def run_cmd(
@@ -100,13 +104,14 @@ def run_cmd(
     cascade: Path | None,
     delay_ms: float,
     error_rate: float,
+    until: int | None,
     as_json: bool,
 ) -> None:
     """Run every step; prints each gate's decision with its numbers. Exit 0 when promoted to prod, 3 when
     a gate stopped the candidate."""
     config = read_training_config(config_path, parse_sets(sets))
     fault = FaultInjection(delay_ms, error_rate)
-    pctx = _open(ctx, plugin, name, tracking, gates, cascade, fault, quiet=as_json)
+    pctx = _open(ctx, plugin, name, tracking, gates, cascade, fault, quiet=as_json, until=until)
     result = run_pipeline(pctx, model=model, config=config, epochs=epochs, val_users=val_users)
     if as_json:
         echo_json(result.to_dict())

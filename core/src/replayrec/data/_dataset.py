@@ -58,6 +58,16 @@ class Dataset:
             self.items["raw_id"].to_numpy(), titles, self.items["group"].to_numpy(np.int64), self.name
         )
 
+    def as_of(self, until: int) -> Dataset:
+        """The dataset as it stood at ``until`` (Unix seconds): the same catalogue and users, only the events
+        before it (what a retraining at that moment can see). The manifest records the cut."""
+        ts = self.events["timestamp"].to_numpy()
+        if not (ts < until).any():
+            raise DataError(f"dataset {self.name} has no event before {until}")
+        events = self.events[ts < until].reset_index(drop=True)
+        manifest = {**self.manifest, "as_of": until}
+        return Dataset(self.name, self.path, events, self.items, self.users, manifest)
+
     def interactions(self, mask: npt.NDArray[np.bool_] | None = None) -> Interactions:
         ev = self.events if mask is None else self.events[mask]
         return Interactions(

@@ -33,6 +33,15 @@ class WorldConfig(BaseModel):
     seed: int = 0
     taste_concentration: float = Field(default=0.08, gt=0, description="Dirichlet alpha: small = focused")
     drift: float = Field(default=0.5, ge=0, le=1, description="weight of the second taste at the horizon")
+    shift_day: int | None = Field(
+        default=None,
+        ge=1,
+        description="an abrupt shift instead of the linear drift: from this day on every user follows the "
+        "second taste with weight `drift`, and the new items (`new_item_fraction`) are released that day",
+    )
+    shift_boost: float = Field(
+        default=1.0, gt=0, description="popularity multiplier of the items released at `shift_day` (the hits)"
+    )
     zipf_exponent: float = Field(default=1.0, ge=0)
     new_item_fraction: float = Field(default=0.3, ge=0, lt=1)
     intent_prob: float = Field(default=0.8, ge=0, le=1, description="P(event follows the session intent)")
@@ -47,6 +56,8 @@ class WorldConfig(BaseModel):
     def _enough_items(self) -> WorldConfig:
         if self.n_items < self.n_topics:
             raise ValueError(f"n_items ({self.n_items}) must be at least n_topics ({self.n_topics})")
+        if self.shift_day is not None and self.shift_day >= self.horizon_days:
+            raise ValueError(f"shift_day {self.shift_day} must fall inside the horizon ({self.horizon_days})")
         return self
 
 
@@ -69,8 +80,16 @@ class SyntheticWorld:
         return out
 
     def _frac(self, t: npt.NDArray[np.int64]) -> F64:
-        horizon = self.config.horizon_days * 86_400
-        return np.clip((t - self.config.start) / horizon, 0.0, 1.0)
+        return _drift_frac(self.config, t)
+
+
+def _drift_frac(cfg: WorldConfig, t: npt.NDArray[np.int64]) -> F64:
+    """How far along the drift each time is: linear over the horizon, or a step at ``shift_day``."""
+    if cfg.shift_day is not None:
+        out: F64 = (t >= cfg.start + cfg.shift_day * 86_400).astype(np.float64)
+        return out
+    horizon = cfg.horizon_days * 86_400
+    return np.clip((t - cfg.start) / horizon, 0.0, 1.0)
 
 
 def _sample_rows(cum: F64, rows: I64, u: F64) -> I64:
@@ -89,7 +108,11 @@ def _items(cfg: WorldConfig, rng: np.random.Generator) -> tuple[I64, F64, I64]:
     pop: F64 = (1.0 / (ranks + 1.0) ** cfg.zipf_exponent).astype(np.float64)
     horizon = cfg.horizon_days * 86_400
     new = rng.random(cfg.n_items) < cfg.new_item_fraction
-    release = np.where(new, cfg.start + rng.integers(1, horizon, cfg.n_items), cfg.start).astype(np.int64)
+    released = rng.integers(1, horizon, cfg.n_items)
+    if cfg.shift_day is not None:  # a new season's catalogue: every new item appears on the day of the shift
+        released[:] = cfg.shift_day * 86_400
+        pop = np.where(new, pop * cfg.shift_boost, pop)
+    release = np.where(new, cfg.start + released, cfg.start).astype(np.int64)
     # every topic keeps its most popular item from the start, so every topic is always consumable
     for t in np.unique(topic):
         members = np.flatnonzero(topic == t)
@@ -136,7 +159,7 @@ def generate_world(cfg: WorldConfig) -> SyntheticWorld:
     offset = csum - csum[new_session][session]
     t = sess_t[session] + offset
 
-    frac = np.clip((t - cfg.start) / horizon, 0.0, 1.0)
+    frac = _drift_frac(cfg, t)
     cum0, cum1 = np.cumsum(taste0, 1), np.cumsum(taste1, 1)
 
     def taste_topic(users: I64, fr: F64) -> I64:

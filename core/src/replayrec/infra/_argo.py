@@ -21,6 +21,7 @@ from replayrec.infra._terraform import InfraError
 __all__ = ["PROMOTION_TEMPLATE", "ArgoRun", "argo_status", "argo_submit"]
 
 PROMOTION_TEMPLATE = "replayrec-promotion"
+RETRAIN_CRON_PREFIX = "replayrec-retrain-"  # + plugin: the CronWorkflows of argo/workflows.py
 PLUGINS = ("lightgcn", "din", "ranknet")  # the template's `plugin` parameter enum (argo/workflows.py)
 _LABEL = "replayrec.io/plugin"
 
@@ -108,8 +109,11 @@ def argo_submit(
     *,
     dataset: str | None = None,
     parameters: Mapping[str, str] | None = None,
+    from_cron: bool = False,
 ) -> ArgoRun:
-    """Submit the promotion template for ``plugin``; returns the created workflow."""
+    """Submit the promotion template for ``plugin``; returns the created workflow. ``from_cron``: submit the
+    plugin's retraining CronWorkflow (``replayrec-retrain-<plugin>``) now instead — what its schedule would
+    run, with its arguments (the monitor's retraining on alert)."""
     from argo_workflows.model.io_argoproj_workflow_v1alpha1_submit_opts import (
         IoArgoprojWorkflowV1alpha1SubmitOpts,
     )
@@ -126,10 +130,12 @@ def argo_submit(
         raise ConfigError("the plugin is the command's argument, not a --param")
     body = IoArgoprojWorkflowV1alpha1WorkflowSubmitRequest(
         namespace=settings.argo_namespace,
-        resource_kind="WorkflowTemplate",
-        resource_name=PROMOTION_TEMPLATE,
+        resource_kind="CronWorkflow" if from_cron else "WorkflowTemplate",
+        resource_name=f"{RETRAIN_CRON_PREFIX}{plugin}" if from_cron else PROMOTION_TEMPLATE,
         submit_options=IoArgoprojWorkflowV1alpha1SubmitOpts(
-            generate_name=f"{PROMOTION_TEMPLATE}-{plugin}-",
+            generate_name=f"{RETRAIN_CRON_PREFIX}{plugin}-"
+            if from_cron
+            else f"{PROMOTION_TEMPLATE}-{plugin}-",
             labels=f"{_LABEL}={plugin}",
             parameters=[f"{k}={v}" for k, v in params.items()],
         ),

@@ -2,7 +2,7 @@
 
 from replayrec.promotion._audit import AuditLog
 from replayrec.promotion._canary import canary_bucket, canary_step, cascade_for
-from replayrec.promotion._canary_live import arm_window, bucket_quantile
+from replayrec.promotion._canary_live import ServiceError, arm_window, bucket_quantile, fetch_arms
 from replayrec.promotion._context import (
     FaultInjection,
     PipelineContext,
@@ -44,6 +44,7 @@ __all__ = [
     "GateConfig",
     "PipelineContext",
     "PipelineResult",
+    "ServiceError",
     "StageGate",
     "arm_window",
     "audit_log",
@@ -54,6 +55,7 @@ __all__ = [
     "cascade_for",
     "evaluate_model",
     "evaluate_step",
+    "fetch_arms",
     "format_decision",
     "load_gates",
     "manual_promote",

@@ -107,17 +107,20 @@ def open_pipeline(
     cascade: Path | None = None,
     fault: FaultInjection = FaultInjection(),
     echo: Callable[[str], None] = print,
+    until: int | None = None,
 ) -> PipelineContext:
-    """The context every step of one pipeline run shares; bad input fails here, before data is loaded."""
+    """The context every step of one pipeline run shares; bad input fails here, before data is loaded.
+    ``until`` (Unix seconds): the dataset as it stood then (a retraining triggered at that moment)."""
     kind_of(plugin)  # unknown plugin: fail before loading data
     gate_config = load_gates(gates)
     if cascade is not None and not cascade.is_file():
         raise ConfigError(f"cascade {cascade} does not exist")
     if not 0 <= fault.error_rate <= 1 or fault.delay_ms < 0:
         raise ConfigError("fault injection needs delay ≥ 0 ms and an error rate in [0, 1]")
+    ds = open_dataset(settings, dataset)
     return PipelineContext(
         settings=settings,
-        dataset=open_dataset(settings, dataset),
+        dataset=ds if until is None else ds.as_of(until),
         plugin=plugin,
         tracking_uri=tracking_uri(settings, tracking),
         gates=gate_config,

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from replayrec import CORE_API
 from replayrec.artifacts import ARTIFACT_HISTORY, ARTIFACT_IDS, ARTIFACT_META, new_artifact_dir
 from replayrec.config import Settings
-from replayrec.data import DATASETS, Dataset
+from replayrec.data import DATASETS, Dataset, Interactions
 from replayrec.errors import ConfigError, PluginError, describe_validation_error
 from replayrec.evaluation import build_split, evaluate
 from replayrec.plugins import load_trainer
@@ -171,6 +171,14 @@ def _validation_model(job: TrainingJob) -> Any:
     if not isinstance(stage, Recall):
         raise PluginError(f"{job.name}: a {stage.kind} stage needs validation_model() for validation")
     return stage
+
+
+def _window(fit: Interactions) -> dict[str, int]:
+    """The events a model was fitted on, as times (what the monitor compares the live traffic with)."""
+    ts = fit.timestamp
+    if not len(ts):
+        return {"events": 0}
+    return {"from": int(ts.min()), "until": int(ts.max()) + 1, "events": len(ts)}
 
 
 def _curves(history: list[dict[str, float]], path: Path, monitor: str) -> None:
@@ -328,6 +336,7 @@ def finish_training(
         "train_config": p.cfg,
         "stage_config": stage_config,
         "val_metrics": best,
+        "train_window": _window(p.data.fit),
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
         "mlflow_run_id": run_id,
