@@ -26,7 +26,7 @@ __all__ = ["PLUGINS", "SCHEDULES", "TEMPLATE", "cron_workflow", "promotion_templ
 TEMPLATE = "replayrec-promotion"
 NAMESPACE = "replayrec"
 #: the training image, GPU variant (deploy/docker/training.Dockerfile with TORCH_VARIANT=cu128)
-IMAGE = "registry.replayrec.internal/replayrec-training:0.6.6-cu128"
+IMAGE = "registry.replayrec.internal/replayrec-training:0.6.7-cu128"
 PLUGINS = ("lightgcn", "din", "ranknet")
 #: nightly retraining, staggered so each stage trains on its upstream's fresh prod model
 SCHEDULES = {"lightgcn": "0 1 * * *", "din": "0 3 * * *", "ranknet": "0 5 * * *"}

@@ -1,5 +1,6 @@
-"""Data drift: PSI and Jensen–Shannon, the three distributions, unseen shares, the verdicts — on the synthetic
-world with and without its abrupt shift (the ground truth: tastes and the catalogue change on the shift day)."""
+"""Data drift: PSI and Jensen–Shannon, the three distributions, unseen shares, the verdicts — on the
+synthetic world with and without its abrupt shift (the ground truth: tastes and the catalogue change on the
+shift day); the dataset as of a time and over a window (what a retraining sees)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,10 @@ def _window(ev: object, mask: np.ndarray) -> Window:
 
 
 def _split(shift_day: int | None) -> tuple[Window, Window, Window, np.ndarray, int]:
-    cfg = WorldConfig(n_users=800, n_items=600, n_topics=10, n_events=40_000, horizon_days=100, seed=3,
-                      drift=1.0 if shift_day else 0.0, shift_day=shift_day, new_item_fraction=0.3)  # fmt: skip
+    cfg = WorldConfig(
+        n_users=800, n_items=600, n_topics=10, n_events=40_000, horizon_days=100, seed=3,
+        drift=1.0 if shift_day else 0.0, shift_day=shift_day, new_item_fraction=0.3,
+    )  # fmt: skip
     world = generate_world(cfg)
     ev = world.events
     t = ev["timestamp"].to_numpy()
@@ -125,3 +128,52 @@ def test_window_and_config_errors(tmp_path: object) -> None:
     with pytest.raises(ConfigError, match="window_event"):
         load_monitor_config(path)
     assert load_monitor_config(None, window_events=123).window_events == 123
+
+
+def test_the_shifted_world_releases_its_season_and_switches_tastes() -> None:
+    cfg = WorldConfig(n_users=300, n_items=400, n_topics=8, n_events=20_000, horizon_days=40, seed=5,
+                      drift=1.0, shift_day=30, new_item_fraction=0.3, shift_boost=4.0)  # fmt: skip
+    world = generate_world(cfg)
+    at = cfg.start + 30 * DAY
+    new = world.item_release > cfg.start
+    assert set(world.item_release[new].tolist()) == {at}  # every new item appears on the day of the shift
+    ev = world.events
+    t, items = ev["timestamp"].to_numpy(), ev["item"].to_numpy()
+    assert not new[items[t < at]].any()  # never consumed before its release
+    assert new[items[t >= at]].mean() > 0.4  # boosted: the season's hits take a large share after it
+    # sessions follow the first taste before the shift, the second after it (drift 1.0: entirely)
+    early, late = ev[t < at].iloc[:2000], ev[t >= at].iloc[:2000]
+    for frame, taste in ((early, world.user_taste), (late, world.user_taste_end)):
+        mass = taste[frame["user"].to_numpy(), frame["intent"].to_numpy()]
+        assert mass.mean() > 0.3
+    assert world.taste_at(0, at - 1).tolist() == world.user_taste[0].tolist()
+    assert world.taste_at(0, at).tolist() == world.user_taste_end[0].tolist()
+    with pytest.raises(ValueError, match="inside the horizon"):
+        WorldConfig(horizon_days=10, shift_day=10)
+
+
+def test_a_dataset_as_of_a_time_and_over_a_window(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from replayrec.config import Settings
+    from replayrec.data import ensure_prepared, load_dataset
+
+    settings = Settings(state_dir=Path(str(tmp_path)) / "state")
+    world = WorldConfig(n_users=80, n_items=60, n_topics=4, n_events=2000, horizon_days=20, seed=2)
+    ensure_prepared("synthetic", settings, world=world)
+    ds = load_dataset("synthetic", settings)
+    t = ds.events["timestamp"].to_numpy()
+    mid = int(np.median(t))
+    past = ds.as_of(mid)
+    assert (past.events["timestamp"] < mid).all()
+    assert len(past.events) == int((t < mid).sum())
+    assert (past.n_items, past.n_users) == (ds.n_items, ds.n_users)  # the same catalogue and users
+    recent = ds.as_of(mid, window_s=2 * DAY)
+    assert recent.events["timestamp"].min() >= mid - 2 * DAY
+    assert recent.manifest["as_of"] == mid
+    assert recent.manifest["window_s"] == 2 * DAY
+    assert len(ds.as_of(None, window_s=DAY).events) == int((t >= t.max() + 1 - DAY).sum())
+    with pytest.raises(DataError, match="no event in"):
+        ds.as_of(int(t.min()))
+    with pytest.raises(DataError, match="must be positive"):
+        ds.as_of(mid, window_s=0)

@@ -412,3 +412,17 @@ def test_alertmanager_hands_the_drift_alert_to_the_retraining_webhook(
     assert body["groupLabels"] == {"plugin": "lightgcn"}
     assert [a["labels"]["alertname"] for a in body["alerts"]] == ["ReplayrecDataDrift"]
     assert body["alerts"][0]["labels"]["feature"] == "item_group"
+
+
+def test_the_clusters_prometheus_rule_is_the_committed_rules() -> None:
+    """deploy/k8s/base/monitor/prometheusrule.yaml is generated from the rule files (golden): the cluster runs
+    exactly the promtool-tested rules. (`replayrec deploy check` validates it against the CRD's schema.)"""
+    from replayrec.monitoring._prometheus import prometheus_rule, prometheus_rule_path, render_prometheus_rule
+
+    path = prometheus_rule_path()
+    assert path.read_text() == render_prometheus_rule(), "run `replayrec monitor rules --write` and commit it"
+    rule = prometheus_rule()
+    assert rule["metadata"]["labels"] == {"release": "monitoring"}  # kube-prometheus-stack's rule selector
+    names = [g["name"] for g in rule["spec"]["groups"]]
+    assert len(names) == len(set(names))
+    assert {"replayrec-serving", "replayrec-model-quality"} <= set(names)

@@ -102,6 +102,9 @@ def test_the_demo_brings_up_the_live_system_evaluates_it_and_ctrl_c_stops_everyt
     try:
         line = output.wait_for("/ui#token=", 900, proc)
         url = line.split()[-1].split("/ui#")[0]
+        prom = output.wait_for("monitoring: Prometheus at", 5, proc).split(" at ", 1)[1].split()[0]
+        monitor = output.wait_for("monitoring: the monitor at", 5, proc).split(" at ", 1)[1].split("/v1/")[0]
+        _check_monitoring(prom, monitor)
         assert url == f"http://127.0.0.1:{port}"
         result = json.loads((dirs["state_dir"] / "live" / "synthetic" / "replay-eval.json").read_text())
         _check_result(result)
@@ -114,7 +117,7 @@ def test_the_demo_brings_up_the_live_system_evaluates_it_and_ctrl_c_stops_everyt
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=120) == 0, output.text[-4000:]
         assert "demo stopped" in output.text
-        for p in (port, broker):
+        for p in (port, broker, int(prom.rsplit(":", 1)[1]), int(monitor.rsplit(":", 1)[1])):
             assert not port_open("127.0.0.1", p), f"port {p} still open after the demo stopped"
         folder = dirs["state_dir"]
         for pid_file, what in ((folder / "stream" / ns / "job.pid", "stream run"),
@@ -128,6 +131,26 @@ def test_the_demo_brings_up_the_live_system_evaluates_it_and_ctrl_c_stops_everyt
             r.delete(key)
         r.close()
     assert not pid_alive(proc.pid)
+
+
+def _check_monitoring(prom: str, monitor: str) -> None:
+    """Prometheus scrapes the service, the stream job, the replay controller and the monitor; the monitor's
+    registry exporter names the prod versions."""
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = _get(f"{prom}/api/v1/targets")
+        assert status == 200
+        health = {t["labels"]["job"]: t["health"] for t in body["data"]["activeTargets"]}
+        if set(health) == {"service", "stream", "replay", "monitor"} and set(health.values()) == {"up"}:
+            break
+        assert time.monotonic() < deadline, health
+        time.sleep(1)
+    status, body = _get(f"{prom}/api/v1/query?query=replayrec_model_info%7Balias%3D%22prod%22%7D")
+    assert status == 200
+    assert {r["metric"]["plugin"] for r in body["data"]["result"]} == {"lightgcn", "din", "ranknet"}
+    status, report = _get(f"{monitor}/v1/report")
+    assert status == 200
+    assert report["registry"]["lightgcn"]["prod"] == "1"
 
 
 def _check_result(res: dict[str, Any]) -> None:

@@ -48,9 +48,12 @@ from replayrec.monitoring import (
     MonitorService,
     RetrainConfig,
     RetrainTrigger,
+    alerts,
+    prometheus_config,
+    prometheus_tools,
+    rule_files,
+    start_prometheus,
 )
-from replayrec.monitoring._prometheus import prometheus_config, prometheus_tools
-from replayrec.monitoring._server import alerts, start_prometheus
 from replayrec.registry import ModelRegistry
 from replayrec.runtime import free_port
 from replayrec_serving._settings import ServiceSettings
@@ -70,11 +73,13 @@ I64 = npt.NDArray[np.int64]
 class DrillRequest:
     """The world (small enough for CI), the evaluated events per phase, the monitor's window."""
 
-    users: int = 1500
-    items: int = 2000
+    users: int = 600
+    items: int = 1500
     topics: int = 12
     events: int = 90_000
-    horizon_days: int = 100
+    horizon_days: int = 32
+    #: the share of the events after the cut: the live window the drill replays
+    holdout: float = 0.3
     #: the shift comes this many days after the temporal cut the models are trained at
     shift_after_cut_days: int = 1  # the shift on the first midnight at least this many days after the cut
     new_items: float = 0.3
@@ -88,6 +93,16 @@ class DrillRequest:
     eval_after: int = 400
     window_events: int = 1500
     check_every: int = 4  # steps between two monitor checks
+    #: checks the drift must persist before retraining starts: about two and a half simulated days here, so
+    #: the retraining sees the new season (a day of it is too little to learn from: measured, its candidate
+    #: was stopped by the evaluate gate, worse than prod on the newest events)
+    sustain_checks: int = 12
+    #: the retraining's data: the last days before the alert (measured: trained on all of the history, the
+    #: new season's items stay too rare to be recommended — the model learns popularity from counts)
+    retrain_window_days: float = 4.0
+    #: the drill asks only at a session's first event, harder than the validation's next item: before the
+    #: shift its online / offline HR@10 ratio measured 0.45 (the default threshold, 0.5, would cry wolf)
+    degradation_ratio: float = 0.3
     retrain_timeout_s: float = 1200.0
     switch_timeout_s: float = 120.0
     prometheus: bool = True
@@ -152,7 +167,7 @@ def _world(core: Settings, req: DrillRequest) -> WorldConfig:
     for _ in range(6):
         world = req.world(day)
         ensure_prepared("synthetic", core, force=True, world=world)
-        cut = temporal_cutoff(load_dataset("synthetic", core).interactions())
+        cut = temporal_cutoff(load_dataset("synthetic", core).interactions(), req.holdout)
         wanted = -(-(cut - start) // DAY_S) + req.shift_after_cut_days  # whole days after the cut's day
         if day >= wanted:
             return world
@@ -311,7 +326,8 @@ def _prometheus(
         "stream": [f"127.0.0.1:{stream_port}"],
         "monitor": [f"127.0.0.1:{monitor_port}"],
     }
-    config = prometheus_config(targets, scrape_interval_s=1, evaluation_interval_s=1)
+    config = prometheus_config(targets, scrape_interval_s=1, evaluation_interval_s=1,
+                               rule_files=rule_files(system.core))  # fmt: skip
     with start_prometheus(config, ws / "prometheus") as server:
         timeline.add("prometheus started", url=server.url)
         yield server.url
@@ -336,7 +352,8 @@ def run_drill(settings: ServiceSettings, req: DrillRequest, say: Callable[[str],
     stream_port = free_port()
     system_req = SystemRequest(
         dataset="synthetic", train_config=ws / "train-profile.yaml", retrain=True, workers=1,
-        plugins=("lightgcn",), protocol="loo", stream_metrics_port=stream_port, clear_store_at_exit=True,
+        plugins=("lightgcn",), protocol="loo", holdout=req.holdout, stream_metrics_port=stream_port,
+        clear_store_at_exit=True,
     )  # fmt: skip
     timeline = _Timeline()
     with live_system(drill, system_req, say) as system, contextlib.ExitStack() as stack:
@@ -362,7 +379,9 @@ def _run(
     steps = _steps(sched, candidates, shift)
     config = MonitorConfig(
         window_events=req.window_events, drift=DriftThresholds(min_events=min(500, req.window_events)),
+        sustain_checks=req.sustain_checks, degradation_ratio=req.degradation_ratio,
         retrain=RetrainConfig(plugin="lightgcn", cooldown_s=3600, as_of_clock=True,
+                              window_days=req.retrain_window_days,
                               train_config=ws / "train-lightgcn.yaml", cascade=ws / "cascade.yaml"),
     )  # fmt: skip
     mon = ModelMonitor(core, system.dataset, system.settings.tracking_uri or "", config, system.url)

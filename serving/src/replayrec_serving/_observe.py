@@ -19,9 +19,10 @@ from replayrec.monitoring import (
     RetrainConfig,
     RetrainTrigger,
     load_monitor_config,
+    prometheus_config,
+    prometheus_tools,
+    start_prometheus,
 )
-from replayrec.monitoring._prometheus import prometheus_config, prometheus_tools
-from replayrec.monitoring._server import start_prometheus
 from replayrec.runtime import free_port
 from replayrec_serving._system import LiveSystem
 

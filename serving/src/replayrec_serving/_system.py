@@ -106,6 +106,8 @@ class SystemRequest:
     #: how the models are trained: ``temporal`` (the protocol's own split at the cut) or ``loo`` (on the
     #: dataset as it stood at the cut, each user's last events held out: a retraining's protocol too)
     protocol: str = "temporal"
+    #: the share of the events after the temporal cut (the live window)
+    holdout: float = 0.1
     #: the stream job's Prometheus port (None: not served; Prometheus scrapes it when given)
     stream_metrics_port: int | None = None
 
@@ -232,7 +234,7 @@ def live_system(
     ds = open_dataset(core, req.dataset)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    cut = temporal_cutoff(ds.interactions())  # the temporal protocol's default cut: the models' own
+    cut = temporal_cutoff(ds.interactions(), req.holdout)  # the temporal protocol's cut: the models' own
     ws = workspace(core, ds.name)
     ws.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{(ws / 'mlflow.db').resolve()}"

@@ -13,8 +13,7 @@ import click
 
 from replayrec.cli._common import echo_json, json_option, settings_of
 from replayrec.infra import deploy_dir
-from replayrec.monitoring import check_dashboards, write_dashboards
-from replayrec.monitoring._dashboard_checks import registry_metric_names
+from replayrec.monitoring import check_dashboards, registry_metric_names, write_dashboards
 from replayrec_serving._metrics import ServiceMetrics
 from replayrec_serving._ops import clear_experiment, serve, set_experiment, show_experiment
 from replayrec_serving._settings import ServiceSettings
@@ -199,8 +198,8 @@ def demo_cmd(ctx: click.Context, /, **o: Any) -> None:
 
 @click.command("drill")
 @click.option("--events", type=click.IntRange(1000), default=90_000, show_default=True, help="world size")
-@click.option("--users", type=click.IntRange(50), default=1500, show_default=True)
-@click.option("--items", type=click.IntRange(50), default=2000, show_default=True)
+@click.option("--users", type=click.IntRange(50), default=600, show_default=True)
+@click.option("--items", type=click.IntRange(50), default=1500, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--no-prometheus", is_flag=True, help="run on the monitor's own verdicts only")
 @json_option

@@ -25,7 +25,9 @@ from replayrec.monitoring import (
     check_monitoring,
     load_monitor_config,
     prometheus_config,
+    prometheus_rule_path,
     prometheus_tools,
+    render_prometheus_rule,
     rule_files,
     start_prometheus,
 )
@@ -121,6 +123,7 @@ def drift_cmd(
 @_service
 @_tracking
 @click.option("--port", type=click.IntRange(1, 65535), default=9467, show_default=True)
+@click.option("--host", help="interface to bind [default: REPLAYREC_METRICS_HOST, 127.0.0.1]; a pod: 0.0.0.0")
 @click.option("--checks", type=click.IntRange(min=1), help="stop after this many checks (default: Ctrl-C)")
 @click.option("--no-retrain", is_flag=True, help="watch and alert only")
 @click.pass_context
@@ -144,8 +147,9 @@ def run_cmd(ctx: click.Context, /, **o: Any) -> None:
     service = MonitorService(mon, trigger, token=os.environ.get("REPLAYREC_ADMIN_TOKEN") or None)
     stop = stop_on_signals()
     try:
-        with service.serve(port=o["port"]) as server:
-            click.echo(f"monitor on http://127.0.0.1:{server.server_port}/metrics; Ctrl-C stops", err=True)
+        host = o["host"] or settings.metrics_host
+        with service.serve(host=host, port=o["port"]) as server:
+            click.echo(f"monitor on http://{host}:{server.server_port}/metrics; Ctrl-C stops", err=True)
             service.run(stop, o["checks"])
     finally:
         mon.close()
@@ -175,6 +179,23 @@ def check_cmd(ctx: click.Context, as_json: bool) -> None:
     """promtool check rules, promtool test rules (every alert's firing and quiet cases), promtool check
     config on a generated configuration, amtool check-config. Exit 1 when one fails."""
     report_steps(check_monitoring(settings_of(ctx)), as_json)
+
+
+@monitor.command("rules")
+@click.option("--write", is_flag=True, help="regenerate the PrometheusRule (else: check it is current)")
+@click.pass_context
+def rules_cmd(ctx: click.Context, write: bool) -> None:
+    """The cluster's copy of the rules: deploy/k8s/base/monitor/prometheusrule.yaml, generated from
+    deploy/monitoring/prometheus/rules. --write regenerates it; without it, exit 1 when it is stale."""
+    settings = settings_of(ctx)
+    path, text = prometheus_rule_path(settings), render_prometheus_rule(settings)
+    if write:
+        path.write_text(text)
+        click.echo(f"wrote {path}")
+    elif not path.is_file() or path.read_text() != text:
+        raise click.ClickException(f"{path} is stale: run `replayrec monitor rules --write` and commit it")
+    else:
+        click.echo(f"{path}: current")
 
 
 @monitor.command("prometheus")

@@ -61,9 +61,11 @@ def _open(
     fault: FaultInjection = _NO_FAULT,
     quiet: bool = False,
     until: int | None = None,
+    window_days: float | None = None,
 ) -> PipelineContext:
+    echo = info if quiet else click.echo
     return open_pipeline(
-        settings_of(ctx), plugin, name, tracking, gates, cascade, fault, info if quiet else click.echo, until
+        settings_of(ctx), plugin, name, tracking, gates, cascade, fault, echo, until, window_days
     )
 
 
@@ -88,6 +90,10 @@ def pipeline() -> None:
 @click.option(
     "--until", type=click.IntRange(min=0), help="Unix seconds: train on the dataset as it stood then (drills)"
 )
+@click.option(
+    "--window-days", type=click.FloatRange(min=0, min_open=True),
+    help="train and evaluate on the last days of data only (before --until, else before the newest event)",
+)  # fmt: skip
 @json_option
 @click.pass_context
 def run_cmd(
@@ -105,13 +111,14 @@ def run_cmd(
     delay_ms: float,
     error_rate: float,
     until: int | None,
+    window_days: float | None,
     as_json: bool,
 ) -> None:
     """Run every step; prints each gate's decision with its numbers. Exit 0 when promoted to prod, 3 when
     a gate stopped the candidate."""
     config = read_training_config(config_path, parse_sets(sets))
     fault = FaultInjection(delay_ms, error_rate)
-    pctx = _open(ctx, plugin, name, tracking, gates, cascade, fault, quiet=as_json, until=until)
+    pctx = _open(ctx, plugin, name, tracking, gates, cascade, fault, as_json, until, window_days)
     result = run_pipeline(pctx, model=model, config=config, epochs=epochs, val_users=val_users)
     if as_json:
         echo_json(result.to_dict())

@@ -58,14 +58,22 @@ class Dataset:
             self.items["raw_id"].to_numpy(), titles, self.items["group"].to_numpy(np.int64), self.name
         )
 
-    def as_of(self, until: int) -> Dataset:
-        """The dataset as it stood at ``until`` (Unix seconds): the same catalogue and users, only the events
-        before it (what a retraining at that moment can see). The manifest records the cut."""
+    def as_of(self, until: int | None, window_s: float | None = None) -> Dataset:
+        """The dataset as it stood at ``until`` (Unix seconds; None: its newest event): the same catalogue
+        and users, only the events before it — what a retraining at that moment can see — and with
+        ``window_s`` only those of its last ``window_s`` seconds (a retraining after a shift, weighting the
+        new behaviour). The manifest records both."""
         ts = self.events["timestamp"].to_numpy()
-        if not (ts < until).any():
-            raise DataError(f"dataset {self.name} has no event before {until}")
-        events = self.events[ts < until].reset_index(drop=True)
-        manifest = {**self.manifest, "as_of": until}
+        end = int(ts.max(initial=0)) + 1 if until is None else int(until)
+        keep = ts < end
+        if window_s is not None:
+            if not window_s > 0:
+                raise DataError(f"a training window must be positive, got {window_s} s")
+            keep &= ts >= end - window_s
+        if not keep.any():
+            raise DataError(f"dataset {self.name} has no event in [{end - (window_s or 0):.0f}, {end})")
+        events = self.events[keep].reset_index(drop=True)
+        manifest = {**self.manifest, "as_of": end, **({"window_s": window_s} if window_s else {})}
         return Dataset(self.name, self.path, events, self.items, self.users, manifest)
 
     def interactions(self, mask: npt.NDArray[np.bool_] | None = None) -> Interactions:

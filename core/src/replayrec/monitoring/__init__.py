@@ -1,6 +1,7 @@
 """Monitoring: Prometheus (the server and promtool, its generated configuration, the recording and alert
 rules), Grafana dashboards as code, data / outcome drift and model degradation, retraining on alert."""
 
+from replayrec.monitoring._dashboard_checks import registry_metric_names
 from replayrec.monitoring._dashboards import (
     DASHBOARDS_DIR,
     check_dashboards,
@@ -29,7 +30,10 @@ from replayrec.monitoring._prometheus import (
     JOBS,
     PrometheusTools,
     prometheus_config,
+    prometheus_rule,
+    prometheus_rule_path,
     prometheus_tools,
+    render_prometheus_rule,
     rule_files,
     rule_tests_dir,
     rules_dir,
@@ -93,10 +97,14 @@ __all__ = [
     "jensen_shannon",
     "load_monitor_config",
     "prometheus_config",
+    "prometheus_rule",
+    "prometheus_rule_path",
     "prometheus_tools",
     "psi",
     "query",
+    "registry_metric_names",
     "reload",
+    "render_prometheus_rule",
     "rule_files",
     "rule_tests_dir",
     "rules_dir",

@@ -30,9 +30,13 @@ from replayrec.infra import deploy_cache_dir, deploy_dir
 
 __all__ = [
     "JOBS",
+    "PROMETHEUS_RULE",
     "PrometheusTools",
     "prometheus_config",
+    "prometheus_rule",
+    "prometheus_rule_path",
     "prometheus_tools",
+    "render_prometheus_rule",
     "rule_files",
     "rule_tests_dir",
     "rules_dir",
@@ -259,6 +263,37 @@ def _default_rule_files() -> list[Path]:
 def _duration(seconds: float) -> str:
     ms = round(seconds * 1000)
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+#: the cluster's copy of the rules: a PrometheusRule kube-prometheus-stack selects (label release)
+PROMETHEUS_RULE = Path("k8s/base/monitor/prometheusrule.yaml")
+_RULE_HEADER = (
+    "# Generated from deploy/monitoring/prometheus/rules by `replayrec monitor rules --write`: do not edit.\n"
+    "# The rules Prometheus runs here (promtool-tested), for the cluster's kube-prometheus-stack.\n"
+)
+
+
+def prometheus_rule(settings: Settings | None = None) -> dict[str, Any]:
+    """The committed rule files as one ``monitoring.coreos.com/v1`` PrometheusRule (their groups in file
+    order), labelled for kube-prometheus-stack's rule selector."""
+    groups: list[Any] = []
+    for path in rule_files(settings):
+        doc = yaml.safe_load(path.read_text()) or {}
+        groups.extend(doc.get("groups") or [])
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "replayrec", "labels": {"release": "monitoring"}},
+        "spec": {"groups": groups},
+    }
+
+
+def render_prometheus_rule(settings: Settings | None = None) -> str:
+    return _RULE_HEADER + yaml.safe_dump(prometheus_rule(settings), sort_keys=False, width=100)
+
+
+def prometheus_rule_path(settings: Settings | None = None) -> Path:
+    return deploy_dir(settings or Settings()) / PROMETHEUS_RULE
 
 
 def write_prometheus_config(path: Path, targets: Mapping[str, Sequence[str]], **kwargs: Any) -> Path:

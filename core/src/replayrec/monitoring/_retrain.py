@@ -49,6 +49,8 @@ class RetrainConfig(BaseModel):
     sets: tuple[str, ...] = ()
     #: train on the dataset as it stood at the replay clock (drills on a replayed history), not all of it
     as_of_clock: bool = False
+    #: train (and gate) on the last days of data only: after a shift, the new behaviour is the bulk of it
+    window_days: float | None = Field(default=None, gt=0)
 
 
 @dataclass
@@ -183,6 +185,8 @@ class RetrainTrigger:
             argv += ["--set", s]
         if job.until is not None:
             argv += ["--until", str(job.until)]
+        if c.window_days is not None:
+            argv += ["--window-days", str(c.window_days)]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         job.log_path = self.folder / f"retrain-{job.plugin}-{stamp}.log"
         job.proc = spawn(argv, job.log_path, env=settings_env(self.settings))

@@ -108,9 +108,11 @@ def open_pipeline(
     fault: FaultInjection = FaultInjection(),
     echo: Callable[[str], None] = print,
     until: int | None = None,
+    window_days: float | None = None,
 ) -> PipelineContext:
     """The context every step of one pipeline run shares; bad input fails here, before data is loaded.
-    ``until`` (Unix seconds): the dataset as it stood then (a retraining triggered at that moment)."""
+    ``until`` (Unix seconds): the dataset as it stood then (a retraining triggered at that moment);
+    ``window_days``: only its last days (train and evaluate on the recent behaviour)."""
     kind_of(plugin)  # unknown plugin: fail before loading data
     gate_config = load_gates(gates)
     if cascade is not None and not cascade.is_file():
@@ -118,9 +120,10 @@ def open_pipeline(
     if not 0 <= fault.error_rate <= 1 or fault.delay_ms < 0:
         raise ConfigError("fault injection needs delay ≥ 0 ms and an error rate in [0, 1]")
     ds = open_dataset(settings, dataset)
+    window_s = None if window_days is None else window_days * 86_400
     return PipelineContext(
         settings=settings,
-        dataset=ds if until is None else ds.as_of(until),
+        dataset=ds if until is None and window_days is None else ds.as_of(until, window_s),
         plugin=plugin,
         tracking_uri=tracking_uri(settings, tracking),
         gates=gate_config,
