@@ -78,7 +78,7 @@ def test_every_environment_the_argocd_apps_and_the_jobs_validate(settings: Setti
     assert not failed, "\n".join(failed)
     by = {s.target: s.numbers for s in steps}
     assert by["k8s/prod"]["builtin"] >= 30
-    assert by["k8s/prod"]["custom"] == 3  # ServiceMonitor, PodMonitor, RayCluster
+    assert by["k8s/prod"]["custom"] == 5  # 2 ServiceMonitors, PodMonitor, RayCluster, PrometheusRule
     assert by["argocd"]["custom"] == 4
     assert by["k8s/jobs"]["custom"] == 1
 
@@ -154,6 +154,7 @@ def _peers(docs: list[Doc]) -> list[Peer]:
         Peer("argo-step", {"workflows.argoproj.io/workflow": "replayrec-promotion-x"}, _ns("replayrec")),
         Peer("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, _ns("ingress-nginx")),
         Peer("prometheus", {"app.kubernetes.io/name": "prometheus"}, _ns("monitoring")),
+        Peer("alertmanager", {"app.kubernetes.io/name": "alertmanager"}, _ns("monitoring")),
         Peer("stranger", {"app.kubernetes.io/name": "replayrec-service"}, _ns("default")),
     ]
 
@@ -167,13 +168,15 @@ def test_network_policies_admit_only_the_designed_traffic(rendered: dict[str, li
     docs = rendered["canary"]  # prod with the canary beside it
     clients = {"replayrec-service", "replayrec-service-canary", "replayrec-stream"}
     assert _allowed(docs, "redis", 6379) == clients
-    assert _allowed(docs, "kafka", 9092) == clients | {"kafka"}
-    assert _allowed(docs, "replayrec-service", 8000) == {"ingress-nginx", "prometheus"}
+    assert _allowed(docs, "kafka", 9092) == clients | {"kafka", "replayrec-monitor"}
+    assert _allowed(docs, "replayrec-service", 8000) == {"ingress-nginx", "prometheus", "replayrec-monitor"}
     assert _allowed(docs, "replayrec-stream", 9466) == {"prometheus"}
+    assert _allowed(docs, "replayrec-monitor", 9467) == {"prometheus", "alertmanager"}
     assert _allowed(docs, "postgresql", 5432) == {"mlflow"}
     assert _allowed(docs, "mlflow", 5000) == {
         "replayrec-service",
         "replayrec-service-canary",
+        "replayrec-monitor",
         "argo-step",
     } | {
         "replayrec-ray/head",
@@ -359,3 +362,26 @@ def test_every_project_image_is_the_one_deploy_build_makes_of_this_checkout(
     argo = yaml.safe_load((REPO / "argo" / "rendered" / "promotion-template.yaml").read_text())
     image = next(p["value"] for p in argo["spec"]["arguments"]["parameters"] if p["name"] == "image")
     assert image == image_spec("training-gpu").tag(REPO)
+
+
+def test_the_cluster_gets_the_rules_and_the_dashboards(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["prod"]
+    rule = _one(docs, "PrometheusRule", "replayrec")
+    assert rule["metadata"]["labels"]["release"] == "monitoring"
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert {"ReplayrecDataDrift", "ReplayrecOnlineHitRateDegraded", "ReplayrecServeLatencyHigh"} <= alerts
+    boards = _one(docs, "ConfigMap", "replayrec-dashboards")
+    assert boards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert sorted(boards["data"]) == [
+        "replayrec-models.json",
+        "replayrec-stream.json",
+        "replayrec-system.json",
+    ]
+    for kind, name in (("ServiceMonitor", "replayrec-service"), ("ServiceMonitor", "replayrec-monitor"),
+                       ("PodMonitor", "replayrec-stream")):  # fmt: skip
+        spec = _one(docs, kind, name)["spec"]
+        endpoint = (spec.get("endpoints") or spec.get("podMetricsEndpoints"))[0]
+        jobs = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
+        assert jobs == [name.removeprefix("replayrec-")], (kind, name)  # the rules' job names
+    monitor = _workload(docs, "replayrec-monitor")
+    assert monitor.replicas == 1
