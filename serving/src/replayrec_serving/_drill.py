@@ -35,8 +35,8 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from replayrec.application import online_store, wait_for_stream
-from replayrec.bus import EventPublisher, RedisStateStore, ReplayState, Schedule, build_schedule
+from replayrec.application import wait_for_stream
+from replayrec.bus import Schedule, build_schedule
 from replayrec.config import Settings
 from replayrec.data import WorldConfig, ensure_prepared, load_dataset
 from replayrec.errors import ConfigError, ReplayrecError
@@ -56,6 +56,7 @@ from replayrec.monitoring import (
 )
 from replayrec.registry import ModelRegistry
 from replayrec.runtime import free_port
+from replayrec_serving._replay_eval import _Stepper
 from replayrec_serving._settings import ServiceSettings
 from replayrec_serving._system import LiveSystem, SystemRequest, live_system
 
@@ -181,23 +182,19 @@ def _core(settings: ServiceSettings) -> Settings:
     return Settings(**{k: getattr(settings, k) for k in Settings.model_fields})
 
 
-class _Lockstep:
-    """Publishes the schedule up to a position (skipping the events posted to the service), waits until the
-    stream job applied everything on the topic, moves the replay clock."""
+class _Lockstep(_Stepper):
+    """The replay evaluation's stepper, except that the events the drill posted to the service are not
+    published again, and each step waits for everything on the topic (their offsets are the broker's)."""
 
     def __init__(self, system: LiveSystem, sched: Schedule) -> None:
-        self.system, self.s = system, sched
-        self.publisher = EventPublisher(system.bus)
-        self.clock = RedisStateStore(system.core.redis_url, system.core.bus_namespace)
-        self.store = online_store(system.core, system.dataset)
-        self.pos = 0
+        super().__init__(system, sched)
         self.posted: set[int] = set()
 
     def publish_to(self, hi: int) -> None:
         rows = [i for i in range(self.pos, hi) if i not in self.posted]
         if rows:
-            parts = self.s.partitions[rows].tolist()
             values = self.s.encode_many(rows)
+            parts = self.s.partitions[rows].tolist()
             futures = [
                 self.publisher.send_encoded(self.s.users[i], v, (), p)
                 for i, v, p in zip(rows, values, parts, strict=True)
@@ -205,22 +202,11 @@ class _Lockstep:
             self.publisher.flush(timeout_s=60)
             failed = [f for f in futures if f.failed()]
             if failed:
-                raise ReplayrecError(f"the broker refused {len(failed)} replayed event(s)")
+                raise ReplayrecError(
+                    f"the broker refused {len(failed)} replayed event(s): {failed[0].exception}"
+                )
         self.pos = max(self.pos, hi)
-        wait_for_stream(self.system.core, self.store, timeout_s=300)
-
-    def set_clock(self, at: float) -> None:
-        self.clock.publish(
-            ReplayState(
-                dataset=self.s.dataset, status="paused", clock=at, speed="max", updated_at=time.time(),
-                position=self.pos, published=self.pos, total=len(self.s),
-                range_from=self.s.range_from, range_until=self.s.range_until,
-            )
-        )  # fmt: skip
-
-    def close(self) -> None:
-        self.publisher.close(timeout_s=5)
-        self.clock.close()
+        self.ends = wait_for_stream(self.system.core, self.store, timeout_s=300)
 
 
 def _candidates(system: LiveSystem, sched: Schedule) -> list[int]:
@@ -500,7 +486,7 @@ def _await_retrain(
     )
     if outcome != "promoted":
         return
-    new = system_prod(system)
+    new = _prod_version(trigger)
     timeline.add("promoted", version=new)
     deadline = time.monotonic() + req.switch_timeout_s
     while time.monotonic() < deadline:
@@ -513,8 +499,8 @@ def _await_retrain(
     timeline.add("service did not switch", waited_s=req.switch_timeout_s)
 
 
-def system_prod(system: LiveSystem) -> str | None:
-    found = ModelRegistry(system.settings.tracking_uri or "").by_alias("lightgcn", "prod")
+def _prod_version(trigger: RetrainTrigger) -> str | None:
+    found = ModelRegistry(trigger.tracking_uri).by_alias(trigger.config.plugin, "prod")
     return None if found is None else found.version
 
 
