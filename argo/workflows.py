@@ -26,12 +26,13 @@ __all__ = ["PLUGINS", "SCHEDULES", "TEMPLATE", "cron_workflow", "promotion_templ
 TEMPLATE = "replayrec-promotion"
 NAMESPACE = "replayrec"
 #: the training image, GPU variant (deploy/docker/training.Dockerfile with TORCH_VARIANT=cu128)
-IMAGE = "registry.replayrec.internal/replayrec-training:0.6.7-cu128"
+IMAGE = "registry.replayrec.internal/replayrec-training:0.6.8-cu128"
 PLUGINS = ("lightgcn", "din", "ranknet")
 #: nightly retraining, staggered so each stage trains on its upstream's fresh prod model
 SCHEDULES = {"lightgcn": "0 1 * * *", "din": "0 3 * * *", "ranknet": "0 5 * * *"}
 OUT = "/tmp/out"
 GATES = "/etc/replayrec/gates.yaml"
+GATE_STEPS = ("evaluate", "optimize", "stage", "canary", "prod")
 
 
 def _env() -> list[Env | m.EnvVar]:
@@ -72,7 +73,9 @@ def _common() -> list[str]:
 
 
 def promotion_template() -> WorkflowTemplate:
-    """train → evaluate → stage → canary → prod for the plugin given as a parameter."""
+    """train → evaluate → optimize → stage → canary → prod for the plugin given as a parameter; *optimize*
+    makes the serving variant the gate config names (``optimize.method``) and passes the candidate on
+    unchanged when it names none."""
     with WorkflowTemplate(
         name=TEMPLATE,
         namespace=NAMESPACE,
@@ -127,7 +130,7 @@ def promotion_template() -> WorkflowTemplate:
                 "/tmp/in/after.json",
             ],
             inputs=[
-                Parameter(name="step", enum=["evaluate", "stage", "canary", "prod"]),
+                Parameter(name="step", enum=list(GATE_STEPS)),
                 Parameter(name="version"),
                 Artifact(name="after", path="/tmp/in/after.json"),
             ],
@@ -141,7 +144,7 @@ def promotion_template() -> WorkflowTemplate:
         with DAG(name="promote"):
             t_train = train(name="train")
             previous, previous_name = t_train, "train"
-            for step in ("evaluate", "stage", "canary", "prod"):
+            for step in GATE_STEPS:
                 task = gate(
                     name=step,
                     arguments=[

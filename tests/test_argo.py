@@ -35,7 +35,7 @@ KINDS = {
     "WorkflowTemplate": "io.argoproj.workflow.v1alpha1.WorkflowTemplate",
     "CronWorkflow": "io.argoproj.workflow.v1alpha1.CronWorkflow",
 }
-STEPS = ["train", "evaluate", "stage", "canary", "prod"]
+STEPS = ["train", "evaluate", "optimize", "stage", "canary", "prod"]
 
 
 def _docs() -> dict[str, dict[str, Any]]:

@@ -315,3 +315,49 @@ def test_a_ranker_that_makes_its_input_worse_is_refused(promoted, tmp_path: Path
     assert any("vs its input order" in c["name"] for c in failed), out["decisions"][0]["reason"]
     inp = out["decisions"][0]["numbers"]["input_order"]
     assert inp["ndcg@10"] > out["decisions"][0]["numbers"]["candidate"]["ndcg@10"]
+
+
+def test_the_optimize_gate_stops_a_lossy_quantisation(promoted) -> None:
+    """INT8 on a 2-bit weight grid: the variant is made and registered, but its paired NDCG@10 interval
+    against the unoptimised version reaches below -1%, so it goes no further and prod stays."""
+    dirs, gates = promoted
+    prod = _prod(dirs)
+    args = ["pipeline", "run", "lightgcn", "--model", "lightgcn@prod", "--optimize", "int8", "--bits", "2"]
+    proc = run_cli([*args, "--gates", gates, "--json"], **dirs)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["stopped_at"] == "optimize"
+    assert [d["step"] for d in out["decisions"]] == ["evaluate", "optimize"]
+    decision = out["decisions"][1]
+    loss = next(c for c in decision["checks"] if c["name"].startswith("ndcg@10 vs the unoptimised"))
+    assert not loss["passed"]
+    assert loss["numbers"]["ci"][0] < -0.01
+    variant = _registry(dirs)[decision["version"]]
+    assert variant["gates"]["optimize"] == "failed"
+    assert variant["version"] != prod
+    assert "-int8-2bit" in variant["artifact"]
+    assert _prod(dirs) == prod
+
+
+def test_an_optimized_variant_goes_through_every_gate_in_its_parents_place(promoted) -> None:
+    """ONNX Runtime FP32: within the bound, so the variant (a new version naming its parent) is staged
+    through the contract suite, canaried against prod and promoted; rollback returns to the parent."""
+    dirs, gates = promoted
+    parent = _prod(dirs)
+    args = ["pipeline", "run", "lightgcn", "--model", "lightgcn@prod", "--optimize", "onnx"]
+    proc = run_cli([*args, "--gates", gates, "--json"], **dirs)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert [d["step"] for d in out["decisions"]] == ["evaluate", "optimize", "stage", "canary", "prod"]
+    loss = out["decisions"][1]["checks"][0]
+    assert loss["passed"]
+    assert loss["numbers"]["ci"][0] >= -0.01
+    variant = out["version"]
+    assert variant != parent
+    assert _prod(dirs) == variant
+    info = _registry(dirs)[variant]
+    assert info["artifact"].endswith("-onnx")
+    assert info["eval"]["ndcg_at_10"] > 0
+    back = run_cli(["rollback", "lightgcn", "--reason", "variant drill"], **dirs)
+    assert back.returncode == 0, back.stderr
+    assert _prod(dirs) == parent

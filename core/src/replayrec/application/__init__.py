@@ -51,6 +51,15 @@ from replayrec.application._evaluate import (
     requests_after_history,
     run_evaluate,
 )
+from replayrec.application._optimize import (
+    OptimizeRequest,
+    OptimizeResult,
+    artifact_size_mb,
+    load_optimizer,
+    optimize_artifact,
+    optimize_model,
+    optimized_dir,
+)
 from replayrec.application._profile import (
     SERVING_PACKAGES,
     TRAINING_ONLY,
@@ -90,6 +99,13 @@ from replayrec.application._train import (
     read_training_profile,
     train_model,
 )
+from replayrec.application._variants import (
+    VARIANTS,
+    VariantsRequest,
+    bench_variants,
+    cheapest_within,
+    variants_table,
+)
 
 __all__ = [
     "ABLATION_COLUMNS",
@@ -102,6 +118,7 @@ __all__ = [
     "SLICE_NOTE",
     "STAGE_COLUMNS",
     "TRAINING_ONLY",
+    "VARIANTS",
     "ABReport",
     "AblationReport",
     "AblationRequest",
@@ -109,6 +126,8 @@ __all__ = [
     "BaselineTable",
     "EvalOptions",
     "EvaluateOutcome",
+    "OptimizeRequest",
+    "OptimizeResult",
     "PreparedDataset",
     "Recommendations",
     "ReplayRequest",
@@ -117,7 +136,9 @@ __all__ = [
     "StreamRequest",
     "TrainRequest",
     "TrainResult",
+    "VariantsRequest",
     "ablation_report",
+    "artifact_size_mb",
     "baselines_report",
     "bench_bus",
     "bench_cascade",
@@ -128,10 +149,12 @@ __all__ = [
     "bench_stream",
     "bench_synthetic",
     "bench_train",
+    "bench_variants",
     "build_serving_env",
     "bus_start",
     "bus_status",
     "bus_stop",
+    "cheapest_within",
     "cold_start_probe",
     "compare_arms",
     "dataset_stats",
@@ -142,10 +165,14 @@ __all__ = [
     "evaluate_plugin",
     "importable_modules",
     "ingest_events",
+    "load_optimizer",
     "one_core",
     "online_profile",
     "online_store",
     "open_dataset",
+    "optimize_artifact",
+    "optimize_model",
+    "optimized_dir",
     "percentiles",
     "prepare_dataset",
     "read_training_config",
@@ -168,5 +195,6 @@ __all__ = [
     "stream_stop",
     "time_calls",
     "train_model",
+    "variants_table",
     "wait_for_stream",
 ]

@@ -46,6 +46,13 @@ _delay = click.option("--inject-canary-delay-ms", "delay_ms", type=float, defaul
 _errors = click.option(
     "--inject-canary-error-rate", "error_rate", type=float, default=0.0, help="chaos drill"
 )
+_optimize = click.option(
+    "--optimize",
+    "method",
+    type=click.Choice(["fp16", "int8", "onnx"]),
+    help="after evaluate: make this variant and gate its accuracy loss; it goes on in the candidate's place",
+)
+_bits = click.option("--bits", type=click.IntRange(2, 8), help="--optimize int8: the weight grid [default 8]")
 _config = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), help="training config YAML"
 )
@@ -71,7 +78,7 @@ def _open(
 
 @click.group()
 def pipeline() -> None:
-    """The promotion pipeline: train → evaluate → stage → canary → prod, with gates."""
+    """The promotion pipeline: train → evaluate → (optimize) → stage → canary → prod, with gates."""
 
 
 @pipeline.command("run")
@@ -87,6 +94,8 @@ def pipeline() -> None:
 @_cascade
 @_delay
 @_errors
+@_optimize
+@_bits
 @click.option(
     "--until", type=click.IntRange(min=0), help="Unix seconds: train on the dataset as it stood then (drills)"
 )
@@ -110,6 +119,8 @@ def run_cmd(
     cascade: Path | None,
     delay_ms: float,
     error_rate: float,
+    method: str | None,
+    bits: int | None,
     until: int | None,
     window_days: float | None,
     as_json: bool,
@@ -119,7 +130,9 @@ def run_cmd(
     config = read_training_config(config_path, parse_sets(sets))
     fault = FaultInjection(delay_ms, error_rate)
     pctx = _open(ctx, plugin, name, tracking, gates, cascade, fault, as_json, until, window_days)
-    result = run_pipeline(pctx, model=model, config=config, epochs=epochs, val_users=val_users)
+    result = run_pipeline(
+        pctx, model=model, config=config, epochs=epochs, val_users=val_users, optimize=method, bits=bits
+    )
     if as_json:
         echo_json(result.to_dict())
     if not result.promoted:
@@ -127,7 +140,7 @@ def run_cmd(
 
 
 @pipeline.command("step")
-@click.argument("step", type=click.Choice(["train", "evaluate", "stage", "canary", "prod"]))
+@click.argument("step", type=click.Choice(["train", "evaluate", "optimize", "stage", "canary", "prod"]))
 @click.argument("plugin")
 @dataset_option
 @click.option("--model", help="the candidate (not for train): version, PLUGIN@ALIAS or artifact")
@@ -139,6 +152,12 @@ def run_cmd(
 @_cascade
 @_delay
 @_errors
+@click.option(
+    "--method",
+    type=click.Choice(["fp16", "int8", "onnx"]),
+    help="optimize: the variant (default: the gate config's optimize.method)",
+)
+@_bits
 @click.option(
     "--after",
     type=click.Path(path_type=Path),
@@ -172,6 +191,8 @@ def step_cmd(
     cascade: Path | None,
     delay_ms: float,
     error_rate: float,
+    method: str | None,
+    bits: int | None,
     after: Path | None,
     accelerator: str,
     out: Path,
@@ -180,7 +201,18 @@ def step_cmd(
     ``<out>/decision.json``; exits 0 whatever the gate decided (the workflow branches on ``passed``)."""
     config = read_training_config(config_path, parse_sets(sets)) if step == "train" else None
     pctx = _open(ctx, plugin, name, tracking, gates, cascade, FaultInjection(delay_ms, error_rate))
-    run_step(pctx, step, out, model=model, after=after, config=config, epochs=epochs, accelerator=accelerator)
+    run_step(
+        pctx,
+        step,
+        out,
+        model=model,
+        after=after,
+        config=config,
+        epochs=epochs,
+        accelerator=accelerator,
+        method=method,
+        bits=bits,
+    )
 
 
 @click.group()

@@ -17,9 +17,11 @@ from replayrec.promotion._gates import (
     Decision,
     EvaluateGate,
     GateConfig,
+    OptimizeGate,
     StageGate,
     load_gates,
 )
+from replayrec.promotion._optimize import optimize_step
 from replayrec.promotion._pipeline import (
     STEPS,
     PipelineResult,
@@ -42,6 +44,7 @@ __all__ = [
     "EvaluateGate",
     "FaultInjection",
     "GateConfig",
+    "OptimizeGate",
     "PipelineContext",
     "PipelineResult",
     "ServiceError",
@@ -60,6 +63,7 @@ __all__ = [
     "load_gates",
     "manual_promote",
     "open_pipeline",
+    "optimize_step",
     "prod_step",
     "rollback",
     "run_pipeline",

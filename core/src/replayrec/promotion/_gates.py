@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from replayrec.errors import ConfigError, describe_validation_error
 
-__all__ = ["CanaryGate", "Check", "Decision", "EvaluateGate", "GateConfig", "StageGate", "load_gates"]
+__all__ = [
+    "CanaryGate",
+    "Check",
+    "Decision",
+    "EvaluateGate",
+    "GateConfig",
+    "OptimizeGate",
+    "StageGate",
+    "load_gates",
+]
 
 
 class _Closed(BaseModel):
@@ -57,6 +66,21 @@ class EvaluateGate(_Closed):
         if isinstance(self.baseline, str):
             return self.baseline, {}
         return str(self.baseline["type"]), {k: v for k, v in self.baseline.items() if k != "type"}
+
+
+class OptimizeGate(_Closed):
+    """The optional step between *evaluate* and *stage*: the candidate turned into a serving variant
+    (``replayrec optimize``), which must lose no more than ``max_loss`` against the version it was made
+    from, on the same users: the 95% interval of the paired relative lift must lie at or above
+    ``-max_loss`` for every metric (the variant has to show its loss is small, not merely unproven)."""
+
+    #: the variant to make (``None``: no optimize step, unless ``pipeline run --optimize`` names one)
+    method: Literal["fp16", "int8", "onnx"] | None = None
+    #: ``int8``: the weight grid (8 = plain INT8)
+    bits: int = Field(8, ge=2, le=8)
+    metrics: tuple[str, ...] = ("ndcg@10",)
+    max_loss: float = Field(0.01, ge=0, lt=1)
+    n_boot: int = Field(1000, ge=50)
 
 
 class StageGate(_Closed):
@@ -108,12 +132,14 @@ class CanaryGate(_Closed):
 
 class GateConfig(_Closed):
     evaluate: EvaluateGate = EvaluateGate()
+    optimize: OptimizeGate = OptimizeGate()
     stage: StageGate = StageGate()
     canary: CanaryGate = CanaryGate()
 
 
 def load_gates(path: Path | None) -> GateConfig:
-    """Gate thresholds from a YAML file (sections ``evaluate``, ``stage``, ``canary``), or the defaults."""
+    """Gate thresholds from a YAML file (sections ``evaluate``, ``optimize``, ``stage``, ``canary``), or the
+    defaults."""
     if path is None:
         return GateConfig()
     if not path.is_file():

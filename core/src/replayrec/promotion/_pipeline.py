@@ -1,5 +1,6 @@
-"""The promotion pipeline: train → evaluate → stage → canary → prod, each a plain function taking the
-context and a model version and returning a :class:`Decision`; the pipeline stops at the first failed gate."""
+"""The promotion pipeline: train → evaluate → (optimize) → stage → canary → prod, each a plain function taking
+the context and a model version and returning a :class:`Decision`; the pipeline stops at the first failed
+gate. The optional *optimize* step replaces the candidate by its serving variant for the steps after it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from replayrec.promotion._canary import canary_step
 from replayrec.promotion._context import PipelineContext
 from replayrec.promotion._evaluate import evaluate_step
 from replayrec.promotion._gates import Check, Decision
+from replayrec.promotion._optimize import optimize_step
 from replayrec.promotion._stage import stage_step
 from replayrec.registry import REF_PATTERN, VersionInfo
 
@@ -149,8 +151,14 @@ def run_pipeline(
     config: Mapping[str, Any] | None = None,
     epochs: int | None = None,
     val_users: int = 10_000,
+    optimize: str | None = None,
+    bits: int | None = None,
 ) -> PipelineResult:
-    """Train (or take ``model``), then evaluate → stage → canary → prod until a gate fails."""
+    """Train (or take ``model``), then evaluate → stage → canary → prod until a gate fails; with
+    ``optimize`` (else the gate config's ``optimize.method``) the candidate's variant is made and gated
+    after *evaluate* and goes on in its place."""
+    method = optimize or ctx.gates.optimize.method
+    bits = bits if bits is not None else ctx.gates.optimize.bits
     if model is None:
         decision, version = train_step(ctx, config or {}, epochs, val_users)
         ctx.record(decision)
@@ -162,6 +170,11 @@ def run_pipeline(
         decision = step(ctx, version)
         outcome = "rolled_back" if name == "canary" and not decision.passed else None
         result.decisions.append(ctx.record(decision, outcome))
+        if decision.passed and name == "evaluate" and method is not None:
+            decision, version = optimize_step(ctx, version, method, bits)
+            result.decisions.append(ctx.record(decision))
+            result.version = version.version
+            name = "optimize"
         if not decision.passed:
             ctx.echo(f"stopped at {name}: prod stays at {_prod_label(ctx)}")
             break
@@ -224,21 +237,34 @@ def run_step(
     config: Mapping[str, Any] | None = None,
     epochs: int | None = None,
     accelerator: str = "cpu",
+    method: str | None = None,
+    bits: int | None = None,
 ) -> Decision:
     """One step as a workflow task runs it: ``train`` (a new version) or a gate on the candidate ``model``
     (refused unless ``after``, the previous step's decision, passed for it); the decision is recorded and
-    written to ``<out>/version``, ``<out>/passed`` (true/false) and ``<out>/decision.json``."""
+    written to ``<out>/version``, ``<out>/passed`` (true/false) and ``<out>/decision.json``. ``optimize``
+    (``method``, else the gate config's) writes the variant's version, the later steps' candidate (with
+    neither, it passes the candidate on unchanged)."""
     if step == "train":
         decision, version = train_step(ctx, config or {}, epochs, accelerator=accelerator)
     else:
-        if step not in STEPS:
-            raise ConfigError(f"unknown step {step!r}; expected train or one of {', '.join(STEPS)}")
+        if step not in STEPS and step != "optimize":
+            raise ConfigError(f"unknown step {step!r}; expected train, optimize or one of {', '.join(STEPS)}")
         if not model:
             raise ConfigError(f"step {step} needs --model (the candidate version)")
         version = candidate_version(ctx, model)
         if after is not None:
             _check_after(after, ctx.plugin, version.version)
-        decision = STEPS[step](ctx, version)
+        if step == "optimize":
+            how = method or ctx.gates.optimize.method
+            n_bits = bits if bits is not None else ctx.gates.optimize.bits
+            if how is None:  # a workflow's optimize task with nothing to make: the candidate goes on as is
+                why = "no method (--method, or optimize.method in the gate config): the candidate goes on as is"
+                decision = Decision.from_checks("optimize", ctx.plugin, version.version, [Check("skipped", True, why)])
+            else:
+                decision, version = optimize_step(ctx, version, how, n_bits)
+        else:
+            decision = STEPS[step](ctx, version)
     ctx.record(decision, "rolled_back" if step == "canary" and not decision.passed else None)
     out.mkdir(parents=True, exist_ok=True)
     (out / "version").write_text(version.version)

@@ -3,7 +3,8 @@
 Reads the request's freshest ``max_history`` events (so a profile updated in real time changes the ranking at
 once). No Lightning, no torch at scoring time: the weights are read from ``model.safetensors`` with numpy.
 With ``recall_blend`` > 0 the score mixes DIN's logit with the order the candidates arrive in (the recall's):
-:func:`blend_with_order`.
+:func:`blend_with_order`. An optimised artifact (``replayrec optimize din``) with ``model.onnx`` runs the same
+network through ONNX Runtime (:class:`DINGraph`, FP32 or INT8).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from replayrec.artifacts import load_weights
+from replayrec.artifacts import OnnxGraph, has_graph, load_weights, optimization_of
 from replayrec.errors import ConfigError, StageInputError
 from replayrec.stages import Candidate, Rank, Request, StageConfig, StageContext
 from replayrec_rank_din.config import DINConfig
 from replayrec_rank_din.features import history_block
 
-__all__ = ["DINRank", "DINWeights", "blend_with_order", "load_state"]
+__all__ = ["DINGraph", "DINRank", "DINWeights", "blend_with_order", "load_state"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -147,6 +148,7 @@ class DINWeights:
         self.mlp_out = dense("mlp.out")
         self.n_items = self.item.shape[0] - 1
         self.max_history = self.position.shape[0]
+        self.dim = self.item.shape[1] + self.group.shape[1]
 
     def encode(self, items: I64) -> F32:
         """(…) dense ids + 1 → (…, D)."""
@@ -182,6 +184,29 @@ class DINWeights:
         return self.mlp_out(z)[..., 0], att
 
 
+class DINGraph:
+    """The network as an ONNX graph (an optimised artifact), with :class:`DINWeights`' interface:
+    ``forward(block, cand_items) → (logits, attention)`` and the sizes the ranker checks."""
+
+    def __init__(self, artifact: Path) -> None:
+        sizes = optimization_of(artifact).get("model", {})
+        try:
+            self.n_items, self.max_history, self.dim = (
+                int(sizes[k]) for k in ("n_items", "max_history", "dim")
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(
+                f"din: {artifact} holds an ONNX graph but its meta.json does not record the model's "
+                "n_items, max_history and dim (optimization.model)"
+            ) from None
+        self.graph = OnnxGraph(artifact, "din")
+
+    def forward(self, block: Mapping[str, I64], cand_items: I64) -> tuple[F32, F32]:
+        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in block.items()}
+        logits, att = self.graph.run({**feeds, "cand_items": np.asarray(cand_items, dtype=np.int64)})
+        return logits.astype(np.float32), att.astype(np.float32)
+
+
 class DINRank(Rank):
     name: ClassVar[str] = "din"
     Config: ClassVar[type[StageConfig]] = DINConfig
@@ -194,8 +219,9 @@ class DINRank(Rank):
         if weights is None:
             if context.artifact is None:
                 raise ConfigError("din needs a trained model: pass --model <artifact> (replayrec train din)")
-            weights = DINWeights(load_state(context.artifact))
-        self.w: DINWeights = weights
+            path = context.artifact
+            weights = DINGraph(path) if has_graph(path) else DINWeights(load_state(path))
+        self.w: DINWeights | DINGraph = weights
         if self.w.n_items != context.n_items:
             raise ConfigError(
                 f"din: the model has {self.w.n_items} items, the catalogue {context.n_items}; "
@@ -262,7 +288,7 @@ class DINRank(Rank):
         """Row indices grouped by history length (shortest first; little padding), each group's pair tensor
         within ``_CHUNK_FLOATS``; rows without candidates are left out."""
         lens = np.array([min(r.history.size, self.max_history) for r in requests], dtype=np.int64)
-        dim = self.w.item.shape[1] + self.w.group.shape[1]
+        dim = self.w.dim
         chunks: list[I64] = []
         group: list[int] = []
         widest = 0

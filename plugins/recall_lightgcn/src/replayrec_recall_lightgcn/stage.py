@@ -2,7 +2,8 @@
 
 The user vector is folded in from the request's history (LightGCN's own aggregation with the trained item
 layer embeddings), so an event that was never in the training graph changes the recall at once. No
-Lightning, no training code.
+Lightning, no training code. An optimised artifact (``replayrec optimize lightgcn``) with ``model.onnx``
+scores through ONNX Runtime instead (FP32 or INT8 item table), in float32.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from replayrec.artifacts import OnnxGraph, has_graph
 from replayrec.artifacts import load_weights as read_weights
 from replayrec.errors import ConfigError
 from replayrec.stages import (
@@ -63,7 +65,12 @@ class LightGCNRecall(Recall):
             weights = load_weights(context.artifact)
         self._users: F32 = weights["user_embedding"]
         self._items: F32 = weights["item_embedding"]
-        self._items_t64 = np.ascontiguousarray(self._items.T, dtype=np.float64)  # (D, I), for retrieve
+        #: an optimised artifact's scoring graph (users (B, D) → scores (B, I)), else the exact product
+        path = context.artifact
+        self._graph = OnnxGraph(path, "lightgcn") if path is not None and has_graph(path) else None
+        self._items_t64 = (  # (D, I), for retrieve
+            np.ascontiguousarray(self._items.T, dtype=np.float64) if self._graph is None else None
+        )
         self._fold: F32 = weights["item_fold_in"]
         self._mean_user: F32 = self._users.mean(axis=0).astype(np.float32)
         if self._items.shape[0] != context.n_items:
@@ -95,8 +102,21 @@ class LightGCNRecall(Recall):
             if requests
             else np.zeros((0, self._items.shape[1]))
         )
-        out: FloatArray = users.astype(np.float32) @ self._items.T
-        return out
+        if self._graph is None:
+            out: FloatArray = users.astype(np.float32) @ self._items.T
+            return out
+        return self._scores(users)
+
+    def _scores(self, users: npt.NDArray[np.floating]) -> FloatArray:
+        """(B, D) user vectors → (B, I) scores: the ONNX graph, else in float64 (every float32 product
+        exact, so a request's candidates do not depend on the requests it is batched with)."""
+        if self._graph is not None:
+            out: FloatArray = self._graph.run({"users": users.astype(np.float32)})[0]
+            return out
+        if self._items_t64 is None:
+            raise RuntimeError("lightgcn: neither a graph nor the item table")
+        exact: FloatArray = users.astype(np.float64) @ self._items_t64
+        return exact
 
     def item_vectors(self) -> FloatArray:
         """The final (layer-mean) item embeddings."""
@@ -106,17 +126,15 @@ class LightGCNRecall(Recall):
         return self.retrieve_batch([request], k)[0]
 
     def retrieve_batch(self, requests: Sequence[Request], k: int) -> list[list[Candidate]]:
-        """One product per chunk of ``_BATCH`` requests instead of a pass over the item matrix per request.
-        In float64 (every float32 product exact), so a request's candidates do not depend on the requests
-        it is batched with."""
+        """One product per chunk of ``_BATCH`` requests instead of a pass over the item matrix per request
+        (:meth:`_scores`)."""
         self.check_k(k)
         for r in requests:
             self.check_request(r)
         out: list[list[Candidate]] = []
         for lo in range(0, len(requests), _BATCH):
             chunk = requests[lo : lo + _BATCH]
-            users = np.stack([self._user_vector(r) for r in chunk]).astype(np.float64)
-            scores = users @ self._items_t64
+            scores = self._scores(np.stack([self._user_vector(r) for r in chunk]))
             out.extend(
                 topk_candidates(s, k, r.exclude, self.name) for s, r in zip(scores, chunk, strict=True)
             )

@@ -1,4 +1,5 @@
-"""Serving-time RankNet re-ranking in numpy: features as of the request time, the MLP, the final order."""
+"""Serving-time RankNet re-ranking in numpy: features as of the request time, the MLP, the final order. An
+optimised artifact (``replayrec optimize ranknet``) with ``model.onnx`` scores through ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from replayrec.artifacts import load_weights
+from replayrec.artifacts import OnnxGraph, has_graph, load_weights
 from replayrec.errors import ConfigError
 from replayrec.features import ItemTimeline
 from replayrec.stages import Candidate, Request, Rerank, StageConfig, StageContext
@@ -23,13 +24,15 @@ F32 = npt.NDArray[np.float32]
 class RankNetWeights:
     """The scorer's tensors (``RankNet.state_dict()`` plus ``item_vectors``), read by name."""
 
-    def __init__(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+    def __init__(self, state: Mapping[str, npt.NDArray[Any]], graph: OnnxGraph | None = None) -> None:
         for key in ("mean", "std", "item_vectors"):
             if key not in state:
                 raise ConfigError(f"ranknet: the model lacks tensor {key!r}")
         self.mean = np.asarray(state["mean"], dtype=np.float32)
         self.std = np.asarray(state["std"], dtype=np.float32)
         self.vectors = np.ascontiguousarray(state["item_vectors"], dtype=np.float32)
+        #: an optimised artifact's scorer (features (C, F) → scores (C,)); the layers are then not read
+        self.graph = graph
         idx = sorted({int(k.split(".")[1]) for k in state if k.startswith("net.") and k.endswith(".weight")})
         self.layers = [
             (np.ascontiguousarray(state[f"net.{i}.weight"].T, dtype=np.float32), state[f"net.{i}.bias"])
@@ -37,6 +40,9 @@ class RankNetWeights:
         ]
 
     def score(self, features: F32) -> F32:
+        if self.graph is not None:
+            scores: F32 = self.graph.run({"features": features.astype(np.float32)})[0].astype(np.float32)
+            return scores
         z = (features - self.mean) / self.std
         for n, (w, b) in enumerate(self.layers):
             z = z @ w + b
@@ -60,7 +66,9 @@ class RankNetRerank(Rerank):
                 raise ConfigError(
                     "ranknet needs a trained model: pass --model <artifact> (replayrec train ranknet)"
                 )
-            weights = RankNetWeights(load_weights(context.artifact, "ranknet"))
+            path = context.artifact
+            graph = OnnxGraph(path, "ranknet") if has_graph(path) else None
+            weights = RankNetWeights(load_weights(path, "ranknet"), graph)
         self.w: RankNetWeights = weights
         if self.w.mean.shape[-1] != n_features(self.cfg.channels):
             raise ConfigError(
