@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 # framework needs protobuf < 6) and checkov (it brings its own hcl2)
 INFRA_VENV := .venv-infra
 CHECKOV_VENV := .venv-checkov
-# the deployment tools: kubectl (kustomize), kubernetes-validate, hadolint, ansible and ansible-lint
+# the deployment tools: kubectl (kustomize), kubernetes-validate, hadolint, ansible and ansible-lint, actionlint and
+# ShellCheck
 DEPLOY_VENV := .venv-deploy
 
 .PHONY: setup demo report test lint typecheck pytest clean infra-tools infra-check deploy-tools monitoring-tools \
-	monitoring-check
+	monitoring-check delivery-check
 
 $(STAMP): requirements/lock.txt core/pyproject.toml $(wildcard plugins/*/pyproject.toml) serving/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,11 @@ $(DEPLOY_VENV)/.installed: requirements/deploy-tools.txt
 	touch $@
 
 deploy-tools: $(DEPLOY_VENV)/.installed
+
+## the delivery workflow (.github/workflows) offline: actionlint with ShellCheck on its scripts, its job chain
+## test → images → manifests → deploy-staging → load-test-staging → canary → prod, and the commands it runs
+delivery-check: setup deploy-tools
+	$(BIN)/replayrec deploy check --only delivery
 
 ## Prometheus and Alertmanager (Debian's packages, unpacked into ~/.cache/replayrec: nothing installed
 ## system-wide) and the monitoring checks: promtool check config / check rules / test rules, amtool

@@ -47,7 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dirs, dict[str, Pat
     }
     trained = {p: _ok(run_cli(["train", p, *args, "--json"], **dirs)) for p, args in runs.items()}
     paths = {p: Path(out["artifact"]) for p, out in trained.items()}
-    for plugin in paths:
+    for plugin in list(paths):
         for method in METHODS:
             out = _ok(
                 run_cli(
@@ -86,7 +86,7 @@ def test_variants_are_new_registered_versions_naming_their_parent(world) -> None
 
     client = mlflow.MlflowClient(f"sqlite:///{dirs['state_dir'] / 'mlflow.db'}")
     mv = client.search_model_versions("name='replayrec-din'")
-    tags = {m.version: m.tags for m in mv}
+    tags = {str(m.version): m.tags for m in mv}
     onnx = next(t for t in tags.values() if t.get("optimization") == "onnx")
     assert onnx["optimized_from"] in tags
     assert "optimization" not in tags[onnx["optimized_from"]]
@@ -219,6 +219,9 @@ def test_bench_variants_reports_every_variant_on_the_same_users(world) -> None:
             assert v[key] >= 0, (name, key)
         assert v["p50_ms"] <= v["p99_ms"]
         assert set(v["stages"]) == {"recall", "rank", "rerank+rules"}
+        assert set(v["models"]) == {"lightgcn", "din", "ranknet"}  # each model alone, interleaved
+        assert all(t["p50_ms"] <= t["p99_ms"] for t in v["models"].values())
+        assert set(v["own_process"]) == {"p50_ms", "p99_ms"}
         assert v["ndcg@10_ci"][0] <= v["ndcg@10"] <= v["ndcg@10_ci"][1]
     fp32 = out["variants"]["numpy-fp32"]
     assert out["variants"]["numpy-fp16"]["size_mb"] < fp32["size_mb"]

@@ -402,6 +402,30 @@ def test_the_pipelines_canary_gate_judges_the_live_service(live: Live, store_use
     assert set(ld.codes) == {200}
 
 
+def test_the_load_test_drives_a_service_running_elsewhere(live: Live, store_users, tmp_path: Path) -> None:
+    """``replayrec bench serve --url`` (the delivery workflow's load test against staging): nothing is
+    started, every user comes from the service's own ``/v1/users`` (prefix scans of 100), and the delivery's
+    load gate reads the result: it passes loose thresholds and exits 1 on a missed one."""
+    result = tmp_path / "bench.json"
+    out = json.loads(live.cli("bench", "serve", "--url", f"{live.url}/", "--duration", "2", "--repeat", "1",
+                              "--json", "--out", str(result)))  # fmt: skip
+    setup = out["setup"]
+    assert setup["started"] == []
+    assert setup["url"] == live.url
+    assert setup["service_workers"] == "already running"
+    assert setup["users"] == len(store_users)  # the whole store, though one answer holds at most 100
+    assert setup["arms"]["prod"] == live.serving()["arms"]["prod"]["versions"]
+    assert out["uncached"]["qps"] > 0
+    assert out["uncached"]["errors"] == 0
+    live.cli("deploy", "load-gate", str(result), "--min-qps", "1", "--max-p99-ms", "60000")
+    env = {**os.environ, **service_env(live.settings)}
+    proc = subprocess.run([sys.executable, "-m", "replayrec", "deploy", "load-gate", str(result),
+                           "--min-qps", "1000000"], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 1
+    assert "QPS < 1e+06" in proc.stdout
+
+
 def test_admin_endpoints_need_the_token(live: Live) -> None:
     exp = {"name": "e1", "salt": "s", "arms": [{"name": "a", "cascade": ITEMCF}]}
     assert live.call("PUT", "/v1/admin/experiment", exp)[0] == 401

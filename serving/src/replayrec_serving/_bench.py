@@ -1,6 +1,7 @@
 """``replayrec bench serve``: load on the running service over HTTP from a separate process (wrk), for the
 full cascade uncached and cached, plus the browsing / erratic scenarios. Starts the service — and the broker,
-the stream job and a replay that fills the online store — when they are not running; stops what it started."""
+the stream job and a replay that fills the online store — when they are not running; stops what it started.
+With ``--url`` it loads a service running elsewhere (staging) instead, its users read from ``/v1/users``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +41,7 @@ from replayrec.bus import BusConfig, broker_reachable
 from replayrec.cli._common import echo_json, json_option, out_option, repeat_option, settings_of
 from replayrec.data import Dataset
 from replayrec.errors import ConfigError, ReplayrecError
-from replayrec_serving._ops import running_service
+from replayrec_serving._ops import running_service, wait_ready
 from replayrec_serving._settings import ServiceSettings
 
 __all__ = ["bench_serve", "bench_serve_cmd"]
@@ -128,6 +130,28 @@ def _users(settings: ServiceSettings, ds: Dataset, n: int, seed: int) -> list[st
     return [store_users[i] for i in sorted(pick.tolist())]
 
 
+#: the first characters of user ids, for the prefix scans of ``/v1/users`` (at most 100 users an answer)
+_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_.:@-"
+
+
+def _service_users(url: str, n: int) -> list[str]:
+    """Up to ``n`` users with an online profile in the service at ``url``, read from its ``/v1/users``:
+    one prefix scan, then one more per next character wherever an answer was cut short."""
+    found: set[str] = set()
+    prefixes = [""]
+    while prefixes and len(found) < n:
+        prefix = prefixes.pop(0)
+        query = urllib.parse.urlencode({"prefix": prefix, "limit": 100})
+        with urllib.request.urlopen(f"{url}/v1/users?{query}", timeout=30) as r:
+            page = json.loads(r.read())
+        found.update(u["user"] for u in page["users"])
+        if not page["complete"]:
+            prefixes += [prefix + c for c in _ID_CHARS]
+    if not found:
+        raise ReplayrecError(f"the service at {url} lists no user with an online profile (GET /v1/users)")
+    return sorted(found)[:n]
+
+
 def _warm(url: str, users: list[str]) -> None:
     for u in users:
         with urllib.request.urlopen(f"{url}/v1/recommendations/{u}?k=10", timeout=30) as r:
@@ -142,13 +166,25 @@ def bench_serve(
     repeat: int = 3,
     users: int = 20_000,
     hot_users: int = 500,
+    url: str | None = None,
 ) -> dict[str, Any]:
-    """QPS, p50 / p95 / p99 and errors per scenario (medians over ``repeat`` runs)."""
+    """QPS, p50 / p95 / p99 and errors per scenario (medians over ``repeat`` runs). ``url``: load the service
+    running there (nothing is started; its users come from its ``/v1/users``)."""
     if repeat < 1 or duration_s < 1 or connections < 1 or threads < 1:
         raise ConfigError("--repeat, --duration, --connections and --threads must be >= 1")
-    ds = open_dataset(settings, settings.dataset)
-    with _system(settings, ds) as filled, running_service(settings) as (url, started):
-        all_users = _users(settings, ds, users, settings.seed)
+    if url is not None and not re.fullmatch(r"https?://[^/\s]+", url.rstrip("/")):
+        raise ConfigError(f"--url {url!r}: expected http(s)://host[:port]")
+    ds, filled = None, list[str]()
+    with contextlib.ExitStack() as stack:
+        if url is not None:
+            url, started = url.rstrip("/"), False
+            wait_ready(url, 60)
+            all_users = _service_users(url, users)
+        else:
+            ds = open_dataset(settings, settings.dataset)
+            filled = stack.enter_context(_system(settings, ds))
+            url, started = stack.enter_context(running_service(settings))
+            all_users = _users(settings, ds, users, settings.seed)
         hot = all_users[:hot_users]
         scenarios = {"uncached": all_users, "cached": hot, "erratic": hot}
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in scenarios}
@@ -176,7 +212,8 @@ def bench_serve(
         out[name]["errors"] = int(sum(x["errors"] for x in rs))
         out[name]["runs"] = rs
     out["setup"] = {
-        "dataset": ds.name,
+        "dataset": ds.name if ds is not None else settings.dataset,
+        "url": url,
         "duration_s": duration_s,
         "connections": connections,
         "wrk_threads": threads,
@@ -206,6 +243,7 @@ def bench_serve(
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--dataset", help="the catalogue (default: the prepared one)")
+@click.option("--url", help="load the service running at this URL (e.g. staging) instead: nothing is started")
 @repeat_option
 @json_option
 @out_option
@@ -218,6 +256,7 @@ def bench_serve_cmd(
     workers: int,
     port: int,
     dataset: str | None,
+    url: str | None,
     repeat: int,
     as_json: bool,
     out: Path | None,
@@ -226,7 +265,7 @@ def bench_serve_cmd(
     base = settings_of(ctx)
     settings = ServiceSettings(**{k: getattr(base, k) for k in type(base).model_fields}, workers=workers,
                                port=port, dataset=dataset)  # fmt: skip
-    res = bench_serve(settings, duration_s, connections, threads, repeat)
+    res = bench_serve(settings, duration_s, connections, threads, repeat, url=url)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))

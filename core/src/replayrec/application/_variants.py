@@ -2,10 +2,12 @@
 ONNX Runtime FP32, ONNX Runtime INT8) on the same requests, in one run.
 
 Each variant swaps every learned model of the cascade (LightGCN, DIN, RankNet) for its ``replayrec
-optimize`` variant and is measured in its own fresh process (so its memory is its own): per-stage and
-end-to-end latency on one core, throughput with one process pinned to each of two cores, CPU-seconds per
-1,000 requests, resident memory, artifact size, and NDCG@10 / HR@10 with bootstrap intervals on the same
-test users, plus the paired lift over the FP32 cascade."""
+optimize`` variant. In its own fresh process (so its memory is its own): per-stage latency on one core,
+throughput with one process pinned to each of two cores, CPU-seconds per 1,000 requests, resident memory, and
+NDCG@10 / HR@10 with bootstrap intervals on the same test users, plus the paired lift over the FP32 cascade.
+Then every variant's whole cascade and each learned model alone, in one process, called in turn on the same
+requests: the end-to-end ``p50_ms`` / ``p99_ms`` and the models' own latencies, free of the ±10–20%
+process-to-process noise of this machine (the fresh-process figures are kept as ``own_process``)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from replayrec.application._bench import _cascade_times, _test_requests
 from replayrec.application._datasets import open_dataset
 from replayrec.application._evaluate import EvalOptions, _cascade_lists, _prepare
 from replayrec.application._optimize import artifact_size_mb, optimize_artifact
-from replayrec.application._timing import one_core
+from replayrec.application._timing import one_core, percentiles
 from replayrec.artifacts import artifact_meta, read_upstream
 from replayrec.cascade import Cascade, CascadeConfig, recall_layout
 from replayrec.config import Settings
@@ -35,7 +38,7 @@ from replayrec.errors import ConfigError
 from replayrec.evaluation import evaluate, paired_lift
 from replayrec.plugins import kind_of
 from replayrec.registry import resolve_model
-from replayrec.stages import Request
+from replayrec.stages import Candidate, Rank, Recall, Request, Rerank, Stage
 
 __all__ = ["VARIANTS", "VariantsRequest", "bench_variants", "cheapest_within", "variants_table"]
 
@@ -196,10 +199,96 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _in_process(job: dict[str, Any]) -> dict[str, Any]:
+def _learned(layout: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], int]]:
+    """(kind, spec, k) of each learned model of a cascade layout: the recall channels with a model (k: their
+    quota), the rank and rerank stages with one (k: their depth)."""
+    out = []
+    for ch in layout["recall"].get("channels", []):
+        if "model" in ch:
+            spec = {k: v for k, v in ch.items() if k not in ("quota", "weight", "k")}
+            out.append(("recall", spec, int(ch.get("quota") or layout["recall"]["k"])))
+    for kind in ("rank", "rerank"):
+        if "model" in layout[kind]:
+            out.append((kind, {k: v for k, v in layout[kind].items() if k != "k"}, int(layout[kind]["k"])))
+    return out
+
+
+def _call(stage: Stage, k: int, r: Request, cands: list[Candidate], ranked: list[Candidate]) -> None:
+    """The learned model's own call: a recall channel's retrieve, a ranker's score, a reranker's rerank."""
+    if isinstance(stage, Recall):
+        stage.retrieve(r, k)
+    elif isinstance(stage, Rank):
+        stage.score(r, cands)
+    elif isinstance(stage, Rerank):
+        stage.rerank(r, ranked, k)
+
+
+Inputs = list[tuple[Request, list[Candidate], list[Candidate]]]
+
+
+def _recommend(cascade: Cascade, inputs: Inputs, i: int) -> None:
+    cascade.recommend(inputs[i][0])
+
+
+def _model(stage: Stage, k: int, inputs: Inputs, i: int) -> None:
+    _call(stage, k, *inputs[i])
+
+
+def _model_times(job: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Every variant's whole cascade and each of its learned models alone, in one process on one core,
+    called in turn on the same requests (the models on the FP32 cascade's candidates): latencies that compare
+    without process-to-process noise. ``{variant: {"cascade" | <model>: {p50_ms, p99_ms}}}``."""
+    settings = Settings(**job["settings"])
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    ds = open_dataset(settings, job["dataset"], prepare=False)
+    p = _prepare(settings, ds, EvalOptions(n_boot=50))
+    requests = _test_requests(p.split, job["requests"], settings.seed)
+    layouts: dict[str, Any] = job["layouts"]
+    cascades = {
+        n: Cascade.build(CascadeConfig.from_mapping(lay), p.resolver.context_for)
+        for n, lay in layouts.items()
+    }
+    base = cascades[_BASE]
+    cfg = base.config
+    inputs: Inputs = []
+    for r in requests:
+        cands = base.recall.retrieve(r, cfg.recall.k)
+        inputs.append((r, cands, base.rank.score(r, cands)[: cfg.rank.k]))
+    calls: dict[str, dict[str, Callable[[int], object]]] = {}
+    for n, lay in layouts.items():
+        cascade = cascades[n]
+        calls[n] = {"cascade": partial(_recommend, cascade, inputs)}
+        for kind, spec, k in _learned(lay):
+            stage = p.resolver.build(kind, spec)[0]
+            calls[n][str(spec["type"])] = partial(_model, stage, k, inputs)
+    names = list(calls)
+    runs: dict[str, dict[str, list[list[float]]]] = {n: {m: [] for m in calls[n]} for n in names}
+    with one_core():
+        for n in names:
+            for i in range(min(20, len(inputs))):
+                calls[n]["cascade"](i)
+        for _ in range(job["repeat"]):
+            run: dict[str, dict[str, list[float]]] = {n: {m: [] for m in calls[n]} for n in names}
+            for i in range(len(inputs)):
+                for n in names[i % len(names) :] + names[: i % len(names)]:
+                    for m, fn in calls[n].items():
+                        t0 = time.perf_counter()
+                        fn(i)
+                        run[n][m].append((time.perf_counter() - t0) * 1e3)
+            for n in names:
+                for m in calls[n]:
+                    runs[n][m].append(run[n][m])
+    return {
+        n: {m: {k: v for k, v in percentiles(t).items() if k != "mean_ms"} for m, t in ms.items()}
+        for n, ms in runs.items()
+    }
+
+
+def _in_process(fn: Callable[[dict[str, Any]], Any], job: dict[str, Any]) -> Any:
+    """``fn(job)`` in a fresh (spawned) process."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return pool.apply(_measure, (job,))
+        return pool.apply(fn, (job,))
 
 
 def _row(name: str, out: dict[str, Any], size_mb: float, sizes: dict[str, float]) -> dict[str, Any]:
@@ -270,15 +359,20 @@ def bench_variants(settings: Settings, req: VariantsRequest) -> dict[str, Any]:
     }
     rows: dict[str, dict[str, Any]] = {}
     per_user: dict[str, dict[str, np.ndarray]] = {}
+    layouts: dict[str, Any] = {}
     for name in req.variants:
         method = VARIANTS[name]
         made = {m: m if method is None else str(optimize_artifact(Path(m), method)[0]) for m in _models(base)}
-        layout = _swap(base, made.__getitem__)
+        layouts[name] = _swap(base, made.__getitem__)
         sizes = {artifact_meta(Path(m))["plugin"]: artifact_size_mb(Path(m)) for m in made.values()}
         log.info(f"variant {name}: measuring in a fresh process")
-        out = _in_process({**job, "layout": layout})
+        out = _in_process(_measure, {**job, "layout": layouts[name]})
         per_user[name] = out.pop("per_user")
         rows[name] = _row(name, out, sum(sizes.values()), sizes)
+    log.info("every variant's cascade and models, interleaved in one process")
+    for name, timed in _in_process(_model_times, {**job, "layouts": layouts}).items():
+        own = {k: rows[name][k] for k in ("p50_ms", "p99_ms")}
+        rows[name].update(timed.pop("cascade"), own_process=own, models=timed)
     for name, row in rows.items():
         if name != _BASE:
             row["lift_vs_fp32"] = {
@@ -309,18 +403,19 @@ def bench_variants(settings: Settings, req: VariantsRequest) -> dict[str, Any]:
 def variants_table(result: Mapping[str, Any]) -> str:
     """The variants as a Markdown table (the README's), with the recommendation under it."""
     head = (
-        "| variant | p50 ms | p99 ms | recall / rank / rerank p50 ms | QPS (2 cores) | CPU-s / 1k req "
-        "| RSS MB (models) | size MB | NDCG@10 [95% CI] | HR@10 [95% CI] | NDCG@10 vs FP32 |"
+        "| variant | p50 ms | p99 ms | recall / rank / rerank p50 ms | models alone p50 ms | QPS (2 cores) "
+        "| CPU-s / 1k req | RSS MB (models) | size MB | NDCG@10 [95% CI] | HR@10 [95% CI] | NDCG@10 vs FP32 |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for name, v in result["variants"].items():
         st = v["stages"]
         parts = " / ".join(f"{st[k]['p50_ms']:.2f}" for k in ("recall", "rank", "rerank+rules"))
+        alone = " / ".join(f"{m} {t['p50_ms']:.2f}" for m, t in v.get("models", {}).items())
         lift = v.get("lift_vs_fp32", {}).get("ndcg@10")
         vs = "—" if lift is None else f"{lift[0]:+.2%} [{lift[1]:+.2%}, {lift[2]:+.2%}]"
         nd, hr = v["ndcg@10_ci"], v["hr@10_ci"]
         lines.append(
-            f"| {name} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {parts} | {v['qps']:.0f} | "
+            f"| {name} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {parts} | {alone} | {v['qps']:.0f} | "
             f"{v['cpu_s_per_1k']:.2f} | {v['rss_mb']:.0f} ({v['model_rss_mb']:.0f}) | {v['size_mb']:.1f} | "
             f"{v['ndcg@10']:.4f} [{nd[0]:.4f}, {nd[1]:.4f}] | "
             f"{v['hr@10']:.4f} [{hr[0]:.4f}, {hr[1]:.4f}] | {vs} |"

@@ -18,6 +18,7 @@ from replayrec.cli._deploy import deploy_group
 from replayrec.cli._eval import evaluate_cmd, recommend_cmd, report
 from replayrec.cli._infra import argo_group, infra_group
 from replayrec.cli._monitor import monitor
+from replayrec.cli._optimize import bench_variants_cmd, optimize_cmd
 from replayrec.cli._pipeline import pipeline, promote_cmd, registry, rollback_cmd
 from replayrec.cli._plugins import plugins
 from replayrec.cli._stages import ablation_cmd, stages_cmd
@@ -86,7 +87,9 @@ cli.add_command(recommend_cmd)
 cli.add_command(report)
 cli.add_command(bench)
 cli.add_command(train_cmd)
+cli.add_command(optimize_cmd)
 bench.add_command(bench_train_cmd)
+bench.add_command(bench_variants_cmd)
 report.add_command(stages_cmd)
 report.add_command(ablation_cmd)
 cli.add_command(pipeline)

@@ -31,17 +31,25 @@ from replayrec.infra._check import deploy_cache_dir
 from replayrec.infra._images import LOCAL_BASE, ImageSpec
 from replayrec.infra._terraform import InfraError
 
-__all__ = ["BuildResult", "build_image", "local_base_image", "podman_command", "smoke_test_image"]
+__all__ = [
+    "BuildResult",
+    "build_image",
+    "local_base_image",
+    "podman_command",
+    "push_image",
+    "smoke_test_image",
+]
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    """A built image: its tag, id, size and how long the build took."""
+    """A built image: its tag (and the other tags it was given), id, size and how long the build took."""
 
     tag: str
     image_id: str
     size_bytes: int
     seconds: float
+    also: tuple[str, ...] = ()
 
 
 def _run(argv: Sequence[str], timeout: float, what: str, cwd: Path | None = None) -> str:
@@ -127,23 +135,34 @@ def build_image(
     tag: str | None = None,
     base_image: str | None = None,
     build_args: Mapping[str, str] | None = None,
+    also: Sequence[str] = (),
     timeout: float = 1800,
 ) -> BuildResult:
     """``spec``'s image, built with buildah (chroot isolation: no daemon, no user namespace needed; docker
-    format, which keeps HEALTHCHECK). ``base_image`` replaces the pinned official base (``BASE_IMAGE``)."""
+    format, which keeps HEALTHCHECK), tagged ``tag`` and every tag in ``also``. ``base_image`` replaces the
+    pinned official base (``BASE_IMAGE``)."""
     tag = tag or spec.tag(root)
     args = {"VERSION": spec.version(root), **spec.build_args, **(build_args or {})}
     if base_image:
         args["BASE_IMAGE"] = base_image
     argv = ["buildah", "bud", "--isolation", "chroot", "--format", "docker", "--layers=false"]
-    argv += ["-f", str(root / spec.dockerfile), "-t", tag]
+    argv += ["-f", str(root / spec.dockerfile)]
+    for name in dict.fromkeys([tag, *also]):
+        argv += ["-t", name]
     for key, value in sorted(args.items()):
         argv += ["--build-arg", f"{key}={value}"]
     start = time.perf_counter()
     _run([*argv, str(root)], timeout, f"building {spec.name}", cwd=root)
     seconds = round(time.perf_counter() - start, 1)
     info = json.loads(_run(["podman", "image", "inspect", tag], 60, "podman image inspect"))[0]
-    return BuildResult(tag, str(info["Id"]), int(info["Size"]), seconds)
+    others = tuple(t for t in dict.fromkeys(also) if t != tag)
+    return BuildResult(tag, str(info["Id"]), int(info["Size"]), seconds, others)
+
+
+def push_image(tag: str, timeout: float = 1800) -> None:
+    """``buildah push`` of a local image to the registry its tag names (``docker://<tag>``). The credentials
+    are the containers auth file's (``buildah login``; ``REGISTRY_AUTH_FILE`` names another file)."""
+    _run(["buildah", "push", tag, f"docker://{tag}"], timeout, f"pushing {tag}")
 
 
 def podman_command() -> list[str]:

@@ -61,15 +61,20 @@ class ImageSpec:
 
     @property
     def repository(self) -> str:
-        return f"{DEFAULT_REGISTRY}/replayrec-{self.name.removesuffix('-gpu')}"
+        return self.repository_in(DEFAULT_REGISTRY)
+
+    def repository_in(self, registry: str) -> str:
+        """``<registry>/replayrec-<name>`` (the GPU variant shares the training repository)."""
+        return f"{registry}/replayrec-{self.name.removesuffix('-gpu')}"
 
     def version(self, root: Path) -> str:
         data = tomllib.loads((root / self.version_from).read_text())
         return str(data["project"]["version"])
 
-    def tag(self, root: Path) -> str:
-        """``<registry>/replayrec-<name>:<version><suffix>`` (e.g. ``…/replayrec-service:0.2.1``)."""
-        return f"{self.repository}:{self.version(root)}{self.tag_suffix}"
+    def tag(self, root: Path, registry: str = DEFAULT_REGISTRY, label: str | None = None) -> str:
+        """``<registry>/replayrec-<name>:<label><suffix>``, the label defaulting to the package version (e.g.
+        ``…/replayrec-service:0.2.1``, the tag the manifests pin; ``…/replayrec-training:<commit>-cu128``)."""
+        return f"{self.repository_in(registry)}:{label or self.version(root)}{self.tag_suffix}"
 
 
 IMAGES: tuple[ImageSpec, ...] = (

@@ -88,13 +88,14 @@ def render_kustomization(settings: Settings, target: Path) -> list[dict[str, Any
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
-def environment_documents(settings: Settings, env: str) -> list[dict[str, Any]]:
-    """What lands in ``env``'s namespace: its overlay, after the overlays it is deployed beside."""
+def environment_documents(settings: Settings, env: str, *, beside: bool = True) -> list[dict[str, Any]]:
+    """What lands in ``env``'s namespace: its overlay, after the overlays it is deployed beside (unless
+    ``beside`` is false: then the overlay alone, what applying ``env`` adds to that namespace)."""
     overlays = deploy_dir(settings) / "k8s" / "overlays"
     if not (overlays / env / "kustomization.yaml").is_file():
         raise InfraError(f"no overlay {env!r}: choose one of {', '.join(deploy_environments(settings))}")
     docs: list[dict[str, Any]] = []
-    for name in (*_BESIDE.get(env, ()), env):
+    for name in (*(_BESIDE.get(env, ()) if beside else ()), env):
         docs += render_kustomization(settings, overlays / name)
     return docs
 

@@ -259,8 +259,12 @@ def run_step(
             how = method or ctx.gates.optimize.method
             n_bits = bits if bits is not None else ctx.gates.optimize.bits
             if how is None:  # a workflow's optimize task with nothing to make: the candidate goes on as is
-                why = "no method (--method, or optimize.method in the gate config): the candidate goes on as is"
-                decision = Decision.from_checks("optimize", ctx.plugin, version.version, [Check("skipped", True, why)])
+                why = (
+                    "no method (--method, or optimize.method in the gate config): the candidate goes on as is"
+                )
+                decision = Decision.from_checks(
+                    "optimize", ctx.plugin, version.version, [Check("skipped", True, why)]
+                )
             else:
                 decision, version = optimize_step(ctx, version, how, n_bits)
         else:

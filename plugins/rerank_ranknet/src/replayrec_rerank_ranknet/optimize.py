@@ -1,6 +1,7 @@
 """``replayrec optimize ranknet``: every float tensor in float16 (``fp16``), or the scoring network
 (standardisation and MLP) exported to ONNX and run by ONNX Runtime, FP32 (``onnx``) or dynamically quantised
-to INT8 (``int8``). The item vectors the features are computed from stay numpy (float32) beside the graph."""
+to INT8 (``int8``). The item vectors the features are computed from stay numpy beside the graph (float32;
+float16 in the INT8 variant)."""
 
 from __future__ import annotations
 
@@ -40,5 +41,8 @@ def optimize(job: OptimizeJob) -> dict[str, Any]:
     if job.method == "int8":
         info.update(quantize_int8(fp32, job.graph, job.bits))
         fp32.unlink()
-    save_weights(job.out, {k: state[k] for k in ("mean", "std", "item_vectors")})
+    side = {k: state[k] for k in ("mean", "std", "item_vectors")}
+    if job.method == "int8":  # a compressed variant throughout: the item vectors in float16 too
+        side["item_vectors"] = side["item_vectors"].astype(np.float16)
+    save_weights(job.out, side)
     return info
