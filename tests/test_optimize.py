@@ -153,15 +153,24 @@ def test_din_and_ranknet_variants_score_like_the_trained_models(world) -> None:
         else:
             assert min(_rank_corr(g, r) for g, r in zip(got, ref, strict=True)) > 0.8
         ranked = stage.score_batch(requests, cands)
-        assert all(lst[0].reason is None or lst[0].reason.startswith("because you read") for lst in ranked)
+        explained = {r for lst in ranked for c in lst for r in c.reasons}
+        assert explained  # the graph's attention output explains the ranking as DIN's does
+        assert all(r.startswith("because you read") for r in explained)
+        if method == "onnx":
+            want = [[(c.item, c.reasons) for c in lst] for lst in din.score_batch(requests, cands)]
+            assert [[(c.item, c.reasons) for c in lst] for lst in ranked] == want
     scored = din.score_batch(requests, cands)
     base, _ = _stage(dirs, "ranknet", paths["ranknet"])
     assert isinstance(base, Rerank)
-    for method in METHODS:
+    for method, atol in (("fp16", 0.05), ("onnx", 1e-4), ("int8", None)):
         stage, _ = _stage(dirs, "ranknet", paths[f"ranknet-{method}"])
         for req, lst in zip(requests[:10], scored[:10], strict=True):
             want = base.w.score(base.features(req, lst))
-            np.testing.assert_allclose(stage.w.score(stage.features(req, lst)), want, atol=0.05, rtol=0.05)
+            got = stage.w.score(stage.features(req, lst))
+            if atol is not None:
+                np.testing.assert_allclose(got, want, atol=atol, rtol=0.05)
+            else:  # activations quantised per call: the order, not every score, survives
+                assert _rank_corr(got, want) > 0.8
 
 
 def test_bad_requests_are_clear_errors_and_write_nothing(world) -> None:
